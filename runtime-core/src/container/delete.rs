@@ -1,0 +1,76 @@
+//! `delete`: remove a stopped (or, with force, any) container: every
+//! process in its cgroup, the cgroup, poststop hooks, the state dir.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::container::start::load_spec;
+use crate::error::{Error, Result};
+use crate::hooks::{self, Point};
+use crate::state::{self, Lock, Root, State, Status};
+
+/// Deletes container `id`.
+pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
+    crate::spec::validate_id(id)?;
+    let dir = root.container_dir(id);
+    if !dir.is_dir() {
+        return Err(Error::NotFound(id.to_string()));
+    }
+    let _lock = Lock::take(&dir)?;
+    let st = match State::load(root, id) {
+        Ok(st) => st,
+        // A create that died half-way: nothing but the dir to remove.
+        Err(Error::NotFound(_)) if force => {
+            return std::fs::remove_dir_all(&dir).map_err(|e| Error::path("remove", &dir, e))
+        }
+        Err(e) => return Err(e),
+    };
+    let status = st.status(root);
+    if matches!(status, Status::Running | Status::Paused) && !force {
+        return Err(Error::InvalidState(format!(
+            "cannot delete container {id} that is not stopped: {status}"
+        )));
+    }
+    kill_all(&st)?;
+    st.cgroup.destroy()?;
+    if let Ok(spec) = load_spec(&dir) {
+        let list = Point::Poststop.of(&spec);
+        if !list.is_empty() {
+            let state = hooks::state_json(id, "stopped", st.pid, &st.bundle, &st.annotations);
+            if let Err(e) = hooks::run_all(Point::Poststop, &list, &state) {
+                log::warn!("{e}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| Error::path("remove", &dir, e))
+}
+
+/// SIGKILLs init and everything else in the cgroup, and waits until the
+/// cgroup is empty and init is gone.
+fn kill_all(st: &State) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pause = Duration::from_micros(100);
+    loop {
+        let init_alive = state::process_matches(st.pid, st.start_time);
+        if init_alive {
+            let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+        }
+        let pids = st.cgroup.pids().unwrap_or_default();
+        for p in &pids {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
+        if !init_alive && pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::InvalidState(format!(
+                "container {} processes {pids:?} did not exit after SIGKILL",
+                st.id
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,71 @@
+//! Container lifecycle verbs, one per file, over the on-disk [`State`].
+//! Every verb takes the container's lock for its whole duration, so two
+//! commands on one container never interleave.
+
+pub(crate) mod create;
+mod delete;
+mod exec;
+mod kill;
+pub(crate) mod start;
+
+pub use create::{create, CreateOptions};
+pub use delete::delete;
+pub use exec::{exec, ExecOptions};
+pub use kill::{kill, parse_signal};
+pub use start::start;
+
+use crate::error::{Error, Result};
+use crate::state::{Lock, Root, State, Status};
+
+/// Loads a container under its lock.
+pub fn open(root: &Root, id: &str) -> Result<(State, Lock)> {
+    crate::spec::validate_id(id)?;
+    let dir = root.container_dir(id);
+    if !dir.is_dir() {
+        return Err(Error::NotFound(id.to_string()));
+    }
+    let lock = Lock::take(&dir)?;
+    let state = State::load(root, id)?;
+    Ok((state, lock))
+}
+
+/// The OCI state of one container.
+pub fn state(root: &Root, id: &str) -> Result<serde_json::Value> {
+    let (st, _lock) = open(root, id)?;
+    Ok(st.oci(root))
+}
+
+/// All containers' OCI states, sorted by id.
+pub fn list(root: &Root) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for id in root.ids()? {
+        if let Ok(st) = State::load(root, &id) {
+            out.push(st.oci(root));
+        }
+    }
+    Ok(out)
+}
+
+/// Pids in the container's cgroup.
+pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
+    let (st, _lock) = open(root, id)?;
+    let mut p = st.cgroup.pids()?;
+    p.sort_unstable();
+    Ok(p)
+}
+
+/// The status, or an error if the container is not in one of `allowed`.
+pub(crate) fn require(st: &State, root: &Root, allowed: &[Status], verb: &str) -> Result<Status> {
+    let s = st.status(root);
+    if allowed.contains(&s) {
+        return Ok(s);
+    }
+    Err(Error::InvalidState(match (verb, s) {
+        ("start", Status::Running) => "cannot start an already running container".into(),
+        ("start", Status::Stopped) => "cannot start a container that has stopped".into(),
+        ("exec", Status::Stopped) => "cannot exec in a stopped container".into(),
+        ("exec", Status::Paused) => "cannot exec in a paused container".into(),
+        ("kill", _) => "container not running".into(),
+        _ => format!("cannot {verb} container {} in status {s}", st.id),
+    }))
+}

@@ -1,0 +1,82 @@
+//! fork/clone wrappers and the "never return into the parent's code" rule
+//! for children: a child runs one closure, reports its error, and `_exit`s,
+//! so no drop guard of the parent's stack ever runs twice.
+
+use std::convert::Infallible;
+
+use crate::error::{Error, Result};
+use crate::process::channel::Channel;
+
+/// Which side of a fork we are on.
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// fork(2). Callers must be single-threaded (the CLI is; see DESIGN.md).
+pub fn fork() -> Result<Forked> {
+    // SAFETY: the engine only forks from single-threaded processes (rsrun),
+    // so the child inherits no locks held by other threads.
+    match unsafe { libc::fork() } {
+        -1 => Err(Error::io("fork", std::io::Error::last_os_error())),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// clone(2) with CLONE_PARENT: the new process is a sibling of the caller,
+/// i.e. a child of the caller's parent. No new stack: like fork.
+pub fn clone_parent() -> Result<Forked> {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: raw clone without CLONE_VM behaves like fork (copy-on-write of
+    // the whole address space, child continues on its own copy of the stack);
+    // the caller is single-threaded.
+    let rc = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match rc {
+        -1 => Err(Error::io("clone", std::io::Error::last_os_error())),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+/// Runs a child's body; on error sends it up the channel and exits 1.
+/// Never returns.
+pub fn child_main(chan: &Channel, body: impl FnOnce() -> Result<Infallible>) -> ! {
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    let text = match res {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "container process panicked during setup".to_string(),
+    };
+    chan.send_error(&text);
+    // SAFETY: _exit skips atexit handlers and destructors, which belong to
+    // the parent's copy of this address space.
+    unsafe { libc::_exit(1) }
+}
+
+/// Exits the child successfully without running destructors.
+pub fn exit_child(code: i32) -> ! {
+    // SAFETY: see child_main.
+    unsafe { libc::_exit(code) }
+}
+
+/// Names the current process (shown by `ps`), e.g. "rs:[1:STAGE]".
+pub fn set_name(name: &str) {
+    if let Ok(c) = std::ffi::CString::new(name) {
+        let _ = nix::sys::prctl::set_name(&c);
+    }
+}
+
+/// Waits for a child and returns its wait status as a shell-style code.
+pub fn wait_code(pid: i32) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, c)) => return Ok(c),
+            Ok(WaitStatus::Signaled(_, s, _)) => return Ok(128 + s as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys(format!("wait for {pid}"), e)),
+        }
+    }
+}

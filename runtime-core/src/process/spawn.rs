@@ -1,0 +1,161 @@
+//! The parent side of the spawn protocol and stage 1 (namespace entry), shared
+//! by `create` (init) and `exec`. See the diagram in `process/mod.rs`.
+
+use std::convert::Infallible;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxIdMapping;
+
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result, SysContext};
+use crate::namespaces::{self, JoinFd};
+use crate::process::channel::{self, Channel, Msg};
+use crate::process::fork::{self, child_main, Forked};
+
+/// What stage 1 does before cloning the container process.
+#[derive(Debug)]
+pub struct Stage1 {
+    /// Namespaces to join, already opened, in join order.
+    pub joins: Vec<JoinFd>,
+    /// Create a new user namespace (the parent then writes the maps).
+    pub new_user: bool,
+    pub uid_maps: Vec<LinuxIdMapping>,
+    pub gid_maps: Vec<LinuxIdMapping>,
+    /// Other namespaces to create.
+    pub unshare: CloneFlags,
+    /// Contents for /proc/self/timens_offsets when a time namespace is created.
+    pub time_offsets: Option<String>,
+}
+
+impl Default for Stage1 {
+    fn default() -> Self {
+        Stage1 {
+            joins: Vec::new(),
+            new_user: false,
+            uid_maps: Vec::new(),
+            gid_maps: Vec::new(),
+            unshare: CloneFlags::empty(),
+            time_offsets: None,
+        }
+    }
+}
+
+/// A spawned container process (a child of the caller) and its channel.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    pub chan: Channel,
+}
+
+/// Forks stage 1, drives it through namespace entry, and returns the final
+/// process, which runs `job` and must exec (or fail). On error nothing is left
+/// running.
+pub fn spawn(
+    stage: Stage1,
+    cgroup: Option<&Cgroup>,
+    job: impl FnOnce(&Channel) -> Result<Infallible>,
+) -> Result<Spawned> {
+    let (parent, child) = channel::pair()?;
+    match fork::fork()? {
+        Forked::Child => {
+            drop(parent);
+            child_main(&child, || stage1(&stage, &child, job))
+        }
+        Forked::Parent(s1) => {
+            drop(child);
+            let res = drive_stage1(s1, &stage, cgroup, &parent);
+            if res.is_err() {
+                let _ = kill(Pid::from_raw(s1), Signal::SIGKILL);
+            }
+            let _ = fork::wait_code(s1);
+            res.map(|pid| Spawned { pid, chan: parent })
+        }
+    }
+}
+
+fn drive_stage1(s1: i32, stage: &Stage1, cgroup: Option<&Cgroup>, chan: &Channel) -> Result<i32> {
+    if let Some(cg) = cgroup {
+        cg.add_pid(s1)?;
+    }
+    chan.send(&Msg::Go)?;
+    if stage.new_user {
+        chan.expect(Msg::UserNsCreated)?;
+        write_id_maps(s1, &stage.uid_maps, &stage.gid_maps)?;
+        chan.send(&Msg::MapsWritten)?;
+    }
+    match chan.expect_any("reporting its pid")? {
+        Msg::InitPid(pid) => Ok(pid),
+        other => Err(Error::Child(format!("sync: expected InitPid, got {other:?}"))),
+    }
+}
+
+fn stage1(
+    stage: &Stage1,
+    chan: &Channel,
+    job: impl FnOnce(&Channel) -> Result<Infallible>,
+) -> Result<Infallible> {
+    fork::set_name("rs:[1:STAGE]");
+    chan.expect(Msg::Go)?;
+    for j in &stage.joins {
+        namespaces::join(j)?;
+    }
+    if stage.new_user {
+        namespaces::create(CloneFlags::CLONE_NEWUSER)?;
+        chan.send(&Msg::UserNsCreated)?;
+        chan.expect(Msg::MapsWritten)?;
+        become_ns_root()?;
+    }
+    namespaces::create(stage.unshare)?;
+    if let Some(offsets) = &stage.time_offsets {
+        std::fs::write("/proc/self/timens_offsets", offsets)
+            .ctx(|| "write /proc/self/timens_offsets".into())?;
+    }
+    match fork::clone_parent()? {
+        Forked::Child => {
+            fork::set_name("rs:[2:INIT]");
+            child_main(chan, || job(chan))
+        }
+        Forked::Parent(pid) => {
+            chan.send(&Msg::InitPid(pid))?;
+            fork::exit_child(0)
+        }
+    }
+}
+
+/// Takes uid/gid 0 inside a fresh user namespace (when 0 is mapped).
+fn become_ns_root() -> Result<()> {
+    let root = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root, root, root).ctx(|| "setresgid(0) in user namespace".into())?;
+    let root = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(root, root, root).ctx(|| "setresuid(0) in user namespace".into())
+}
+
+/// Formats OCI id mappings as a /proc/PID/{uid,gid}_map body.
+pub fn format_id_map(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+fn write_id_maps(pid: i32, uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<()> {
+    let uid_path = format!("/proc/{pid}/uid_map");
+    std::fs::write(&uid_path, format_id_map(uids)).ctx(|| format!("write {uid_path}"))?;
+    let gid_path = format!("/proc/{pid}/gid_map");
+    std::fs::write(&gid_path, format_id_map(gids)).ctx(|| format!("write {gid_path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_map_format() {
+        let m: Vec<LinuxIdMapping> = serde_json::from_str(
+            r#"[{"containerID":0,"hostID":1000,"size":1},{"containerID":1,"hostID":100000,"size":65536}]"#,
+        )
+        .unwrap();
+        assert_eq!(format_id_map(&m), "0 1000 1\n1 100000 65536\n");
+    }
+}
