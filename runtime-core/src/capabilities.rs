@@ -152,7 +152,7 @@ pub fn set_process_caps(sets: &Sets) -> Result<()> {
                 // Raising needs the cap in permitted and inheritable; runc's
                 // default spec lists ambient caps without inheritable ones, and
                 // runc only warns, so do we.
-                log::warn!("raise ambient capability {cap}: {}", std::io::Error::last_os_error());
+                log::debug!("raise ambient capability {cap}: {}", std::io::Error::last_os_error());
             }
         }
     }

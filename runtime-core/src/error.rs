@@ -29,12 +29,10 @@ pub enum Error {
     #[error("cgroup: {0}")]
     Cgroup(#[from] crate::cgroups::Error),
     /// An I/O or syscall failure, naming what was being done.
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (The cause is part of the message, not a separate source, so that
+    /// printing the error chain does not repeat it.)
+    #[error("{what}: {err}")]
+    Io { what: String, err: std::io::Error },
     /// Something is not supported by this build or host.
     #[error("{0}")]
     Unsupported(String),
@@ -48,7 +46,7 @@ impl Error {
     pub fn io(what: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
         Error::Io {
             what: what.into(),
-            source: source.into(),
+            err: source.into(),
         }
     }
 

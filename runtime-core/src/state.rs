@@ -190,13 +190,28 @@ impl Lock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::path("open", &path, e))?;
-        // SAFETY: flock on an fd we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(Error::path("lock", &path, std::io::Error::last_os_error()));
+        // A process-associated (POSIX) lock, not flock: children forked
+        // while it is held (the container's init) must not inherit it.
+        let mut fl: libc::flock = unsafe_zeroed_flock();
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        loop {
+            // SAFETY: F_SETLKW reads a valid, initialised flock struct.
+            let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLKW, &fl) };
+            if rc == 0 {
+                return Ok(Lock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::path("lock", &path, e));
+            }
         }
-        Ok(Lock { _file: file })
     }
+}
+
+fn unsafe_zeroed_flock() -> libc::flock {
+    // SAFETY: flock is a plain C struct for which all-zero bytes are valid.
+    unsafe { std::mem::zeroed() }
 }
 
 /// Current time as RFC 3339 with nanoseconds, UTC (as runc writes `created`).

@@ -44,14 +44,16 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
             })?;
         }
     }
-    let target = target_fd(ctx, m.destination(), leaf, &typ)?;
+    let (target, real) = target_fd(ctx, m.destination(), leaf, &typ)?;
     let tpath = paths::fd_path(&target);
     let what = |step: &str| format!("mount {typ} {step}on {dest_name}");
     if opts.is_bind() {
         let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
         mount(source.as_deref(), &tpath, None::<&str>, flags, None::<&str>).ctx(|| what(""))?;
         if !opts.remount_flags().is_empty() {
-            remount_bind(&tpath, opts.remount_flags()).ctx(|| what("(remount) "))?;
+            // After mounting, the fd still names the covered directory; flag
+            // changes go through the path (this namespace only).
+            remount_bind(&real, opts.remount_flags()).ctx(|| what("(remount) "))?;
         }
     } else {
         let src = source.clone().unwrap_or_else(|| PathBuf::from(&typ));
@@ -59,7 +61,7 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
         mount(Some(&src), &tpath, Some(typ.as_str()), opts.flags, data).ctx(|| what(""))?;
     }
     for p in &opts.propagation {
-        mount(None::<&str>, &tpath, None::<&str>, *p, None::<&str>)
+        mount(None::<&str>, &real, None::<&str>, *p, None::<&str>)
             .ctx(|| what("propagation "))?;
     }
     Ok(())
@@ -110,7 +112,7 @@ fn source_of(ctx: &Ctx, m: &Mount, opts: &MountOptions) -> Option<PathBuf> {
 
 /// Resolves, creates and opens a mount target; proc and sysfs must land on a
 /// real directory, never a symlink (CVE-2023-27561).
-fn target_fd(ctx: &Ctx, dest: &Path, leaf: Leaf, typ: &str) -> Result<OwnedFd> {
+fn target_fd(ctx: &Ctx, dest: &Path, leaf: Leaf, typ: &str) -> Result<(OwnedFd, PathBuf)> {
     let resolved = paths::resolve_in_root(ctx.rootfs, dest)?;
     if (typ == "proc" || typ == "sysfs") && resolved != ctx.rootfs.join(dest.strip_prefix("/").unwrap_or(dest)) {
         return Err(Error::InvalidSpec(format!(
@@ -120,8 +122,8 @@ fn target_fd(ctx: &Ctx, dest: &Path, leaf: Leaf, typ: &str) -> Result<OwnedFd> {
     }
     let rel = paths::relative_to(ctx.rootfs, &resolved);
     let fd = paths::create_in_root(ctx.root_fd, &rel, leaf)?;
-    paths::verify_under(&fd, ctx.rootfs)?;
-    Ok(fd)
+    let real = paths::verify_under(&fd, ctx.rootfs)?;
+    Ok((fd, real))
 }
 
 /// cgroupfs inside the container: v2 → one cgroup2 mount; v1 → a tmpfs with
@@ -133,32 +135,38 @@ fn mount_cgroup(ctx: &Ctx, m: &Mount, opts: &MountOptions) -> Result<()> {
         return Ok(());
     };
     let dest = m.destination();
-    let target = target_fd(ctx, dest, Leaf::Dir, "cgroup")?;
+    let (target, _) = target_fd(ctx, dest, Leaf::Dir, "cgroup")?;
     let tpath = paths::fd_path(&target);
     let what = |x: &str| format!("mount cgroup {x}on {}", dest.display());
     let hier = cg.hierarchies();
     let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
     if let [only] = hier.as_slice() {
         if only.fstype == "cgroup2" {
-            return mount_hierarchy(ctx, &tpath, only, flags).ctx(|| what(""));
+            let real = paths::verify_under(&target, ctx.rootfs)?;
+            return mount_hierarchy(ctx, &tpath, &real, only, flags).ctx(|| what(""));
         }
     }
     let base = flags & !MsFlags::MS_RDONLY;
     mount(Some("tmpfs"), &tpath, Some("tmpfs"), base, Some("mode=755")).ctx(|| what("tmpfs "))?;
+    // The fd still names the directory under the new tmpfs; walk again.
+    let (target, real) = target_fd(ctx, dest, Leaf::Dir, "cgroup")?;
     for h in &hier {
         let sub = paths::create_in_root(&target, Path::new(&h.name), Leaf::Dir)?;
         let spath = paths::fd_path(&sub);
-        mount_hierarchy(ctx, &spath, h, flags).ctx(|| what(&format!("{} ", h.name)))?;
+        mount_hierarchy(ctx, &spath, &real.join(&h.name), h, flags).ctx(|| what(&format!("{} ", h.name)))?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        remount_bind(&tpath, MsFlags::MS_RDONLY).ctx(|| what("(read-only) "))?;
+        remount_bind(&real, MsFlags::MS_RDONLY).ctx(|| what("(read-only) "))?;
     }
     Ok(())
 }
 
+/// Mounts one hierarchy on `target` (an fd path); `real` is the same place
+/// by path, used for the remount that follows a bind.
 fn mount_hierarchy(
     ctx: &Ctx,
     target: &Path,
+    real: &Path,
     h: &crate::cgroups::Hierarchy,
     flags: MsFlags,
 ) -> nix::Result<()> {
@@ -171,5 +179,5 @@ fn mount_hierarchy(
     if extra.is_empty() {
         return Ok(());
     }
-    remount_bind(target, extra)
+    remount_bind(real, extra)
 }
