@@ -18,9 +18,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Create { flags, id } => create(&root, flags, &id).map(|_| 0),
         Command::Start { id } => container::start(&root, &id).map(|_| 0).map_err(Into::into),
-        Command::Run { flags, detach, keep, no_subreaper, id } => {
-            run(&root, flags, &id, detach, keep, no_subreaper)
-        }
+        Command::Run {
+            flags,
+            detach,
+            keep,
+            no_subreaper,
+            id,
+        } => run(&root, flags, &id, detach, keep, no_subreaper),
         Command::State { id } => {
             let v = container::state(&root, &id)?;
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -32,9 +36,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             container::kill(&root, &id, sig, all)?;
             Ok(0)
         }
-        Command::Delete { force, id } => container::delete(&root, &id, force).map(|_| 0).map_err(Into::into),
-        Command::Ps { format, id, ps_args } => ps(&root, &id, &format, &ps_args),
-        Command::Exec(args) => crate::exec::exec(&root, args),
+        Command::Delete { force, id } => container::delete(&root, &id, force)
+            .map(|_| 0)
+            .map_err(Into::into),
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(&root, &id, &format, &ps_args),
+        Command::Exec(args) => crate::exec::exec(&root, *args),
         Command::Spec { bundle, rootless } => spec(bundle.as_deref(), rootless),
     }
 }
@@ -67,7 +77,14 @@ fn create(root: &Root, flags: CreateFlags, id: &str) -> Result<()> {
     Ok(())
 }
 
-fn run(root: &Root, flags: CreateFlags, id: &str, detach: bool, keep: bool, no_subreaper: bool) -> Result<i32> {
+fn run(
+    root: &Root,
+    flags: CreateFlags,
+    id: &str,
+    detach: bool,
+    keep: bool,
+    no_subreaper: bool,
+) -> Result<i32> {
     if detach {
         container::create(root, create_options(flags, id, None)?)?;
         return start_or_delete(root, id).map(|_| 0);
@@ -76,8 +93,13 @@ fn run(root: &Root, flags: CreateFlags, id: &str, detach: bool, keep: bool, no_s
         // Reparented descendants come to us, so nothing escapes reaping.
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
-    let wants_tty = flags.console_socket.is_none() && foreground::bundle_wants_terminal(&flags.bundle);
-    let pty = if wants_tty { Some(foreground::ConsolePair::new()?) } else { None };
+    let wants_tty =
+        flags.console_socket.is_none() && foreground::bundle_wants_terminal(&flags.bundle);
+    let pty = if wants_tty {
+        Some(foreground::ConsolePair::new()?)
+    } else {
+        None
+    };
     let console = pty.as_ref().map(|p| p.child_end()).transpose()?;
     let st = container::create(root, create_options(flags, id, console)?)?;
     let master = pty.map(|p| p.receive()).transpose();
@@ -138,7 +160,12 @@ fn spec(bundle: Option<&Path>, rootless: bool) -> Result<i32> {
     if path.exists() {
         bail!("File {} exists. Remove it first", path.display());
     }
-    let ids = rootless.then(|| (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()));
+    let ids = rootless.then(|| {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    });
     std::fs::write(&path, crate::spec_template::default_spec(ids))
         .with_context(|| format!("write {}", path.display()))?;
     Ok(0)

@@ -77,13 +77,20 @@ pub fn exec(root: &Root, a: ExecArgs) -> Result<i32> {
     if a.detach && terminal && a.console_socket.is_none() {
         bail!("cannot allocate tty if runc will detach without setting console socket");
     }
-    let pty = (terminal && a.console_socket.is_none()).then(foreground::ConsolePair::new).transpose()?;
+    let pty = (terminal && a.console_socket.is_none())
+        .then(foreground::ConsolePair::new)
+        .transpose()?;
     let console_socket = match (&a.console_socket, &pty) {
         (Some(p), _) => Some(connect_console(p)?),
         (None, Some(p)) => Some(p.child_end()?),
         _ => None,
     };
-    let opts = ExecOptions { process, console_socket, pid_file: a.pid_file.clone(), preserve_fds: a.preserve_fds };
+    let opts = ExecOptions {
+        process,
+        console_socket,
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+    };
     let pid = container::exec(root, &a.id, opts)?;
     let master = pty.map(|p| p.receive()).transpose()?;
     if a.detach {
@@ -120,7 +127,8 @@ fn build_process(root: &Root, a: &ExecArgs) -> Result<Process> {
         p.user_mut().set_gid(gid.unwrap_or(0));
     }
     if !a.additional_gids.is_empty() {
-        p.user_mut().set_additional_gids(Some(a.additional_gids.clone()));
+        p.user_mut()
+            .set_additional_gids(Some(a.additional_gids.clone()));
     }
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
@@ -136,7 +144,8 @@ pub fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
         if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
             bail!("invalid --user {s:?}: expected UID[:GID] with numeric ids");
         }
-        x.parse().with_context(|| format!("invalid --user {s:?}: id out of range"))
+        x.parse()
+            .with_context(|| format!("invalid --user {s:?}: id out of range"))
     };
     match s.split_once(':') {
         Some((u, g)) => Ok((num(u)?, Some(num(g)?))),
@@ -176,7 +185,16 @@ mod tests {
     fn user_parsing_is_strict() {
         assert_eq!(parse_user("1000").unwrap(), (1000, None));
         assert_eq!(parse_user("1000:5").unwrap(), (1000, Some(5)));
-        for bad in ["", "abc", "1000:", ":5", "-1", "1000:5:6", " 1", "99999999999"] {
+        for bad in [
+            "",
+            "abc",
+            "1000:",
+            ":5",
+            "-1",
+            "1000:5:6",
+            " 1",
+            "99999999999",
+        ] {
             assert!(parse_user(bad).is_err(), "{bad:?}");
         }
     }

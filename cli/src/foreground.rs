@@ -30,8 +30,13 @@ pub struct ConsolePair {
 
 impl ConsolePair {
     pub fn new() -> Result<ConsolePair> {
-        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-            .context("create console socketpair")?;
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .context("create console socketpair")?;
         Ok(ConsolePair { ours, theirs })
     }
 
@@ -71,7 +76,14 @@ impl Drop for RawMode {
 
 fn forwarded_signals() -> SigSet {
     let mut set = SigSet::all();
-    for s in [Signal::SIGKILL, Signal::SIGSTOP, Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE] {
+    for s in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ] {
         set.remove(s);
     }
     set
@@ -105,7 +117,10 @@ pub fn supervise(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
             Err(nix::errno::Errno::EINTR) => continue,
             r => r.context("poll")?,
         };
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
         if ready[0] {
             while let Ok(Some(info)) = sfd.read_signal() {
@@ -174,7 +189,9 @@ fn reap(pid: i32) -> Result<Option<i32>> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => return Ok(Some(c)),
-            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => return Ok(Some(128 + s as i32)),
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => {
+                return Ok(Some(128 + s as i32))
+            }
             Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(None),
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
@@ -184,7 +201,12 @@ fn reap(pid: i32) -> Result<Option<i32>> {
 }
 
 fn copy_winsize(master: &OwnedFd) {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes into a valid winsize struct.
     let rc = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut ws) };
     if rc == 0 {

@@ -46,13 +46,25 @@ impl log::Log for Logger {
 /// Installs the logger (stderr unless `--log`).
 pub fn init(file: Option<&Path>, format: &str, debug: bool) {
     let out: Box<dyn Write + Send> = match file.and_then(|p| {
-        std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
     }) {
         Some(f) => Box::new(f),
         None => Box::new(std::io::stderr()),
     };
-    let level = if debug { log::LevelFilter::Debug } else { log::LevelFilter::Warn };
-    let logger = Logger { out: Mutex::new(out), json: format == "json", level };
+    let level = if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Warn
+    };
+    let logger = Logger {
+        out: Mutex::new(out),
+        json: format == "json",
+        level,
+    };
     if log::set_logger(Box::leak(Box::new(logger))).is_ok() {
         log::set_max_level(level);
     }

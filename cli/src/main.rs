@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "rsrun", version, about = "Open Container Initiative runtime (rs engine), runc-compatible")]
+#[command(
+    name = "rsrun",
+    version,
+    about = "Open Container Initiative runtime (rs engine), runc-compatible"
+)]
 pub struct Cli {
     /// Root directory for storage of container state
     #[arg(long, default_value = "/run/rsrun")]
@@ -123,7 +127,7 @@ enum Command {
         ps_args: Vec<String>,
     },
     /// Execute new process inside the container
-    Exec(exec::ExecArgs),
+    Exec(Box<exec::ExecArgs>),
     /// Create a new specification file
     Spec {
         /// Path to the root of the bundle directory

@@ -28,10 +28,19 @@ pub fn align(rows: &[Vec<String>]) -> String {
 
 /// `rsrun list` table.
 pub fn containers(all: &[serde_json::Value]) -> String {
-    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from).to_vec()];
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+        .map(String::from)
+        .to_vec()];
     for c in all {
         let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-        rows.push(vec![s("id"), c["pid"].to_string(), s("status"), s("bundle"), s("created"), s("owner")]);
+        rows.push(vec![
+            s("id"),
+            c["pid"].to_string(),
+            s("status"),
+            s("bundle"),
+            s("created"),
+            s("owner"),
+        ]);
     }
     align(&rows)
 }
@@ -39,10 +48,21 @@ pub fn containers(all: &[serde_json::Value]) -> String {
 /// `rsrun ps` table: the host's `ps` output (default `-ef`) filtered to the
 /// container's pids, header kept.
 pub fn ps(pids: &[i32], args: &[String]) -> Result<String> {
-    let args: Vec<String> = if args.is_empty() { vec!["-ef".into()] } else { args.to_vec() };
-    let out = std::process::Command::new("ps").args(&args).output().context("run ps")?;
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
     if !out.status.success() {
-        anyhow::bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        anyhow::bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -53,7 +73,10 @@ pub fn ps(pids: &[i32], args: &[String]) -> Result<String> {
         .context("couldn't find PID field in ps output")?;
     let mut res = format!("{header}\n");
     for l in lines {
-        let pid = l.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
+        let pid = l
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             res.push_str(l);
             res.push('\n');
@@ -70,9 +93,16 @@ mod tests {
     fn aligns_like_go_tabwriter() {
         let rows = vec![
             vec!["ID".to_string(), "PID".into(), "STATUS".into()],
-            vec!["a-long-container-id".to_string(), "12".into(), "running".into()],
+            vec![
+                "a-long-container-id".to_string(),
+                "12".into(),
+                "running".into(),
+            ],
         ];
         let t = align(&rows);
-        assert_eq!(t, "ID                     PID         STATUS\na-long-container-id    12          running\n");
+        assert_eq!(
+            t,
+            "ID                    PID         STATUS\na-long-container-id   12          running\n"
+        );
     }
 }

@@ -69,7 +69,9 @@ pub struct Sets {
 }
 
 fn mask(set: &Option<oci_spec::runtime::Capabilities>) -> u64 {
-    set.iter().flatten().fold(0u64, |m, c| m | (1u64 << number(*c)))
+    set.iter()
+        .flatten()
+        .fold(0u64, |m, c| m | (1u64 << number(*c)))
 }
 
 impl Sets {
@@ -102,7 +104,10 @@ pub fn drop_bounding(sets: &Sets) -> Result<()> {
             if rc != 0 {
                 let e = std::io::Error::last_os_error();
                 if e.raw_os_error() != Some(libc::EINVAL) {
-                    return Err(Error::io(format!("drop capability {cap} from bounding set"), e));
+                    return Err(Error::io(
+                        format!("drop capability {cap} from bounding set"),
+                        e,
+                    ));
                 }
             }
         }
@@ -129,16 +134,37 @@ const CAP_V3: u32 = 0x2008_0522;
 /// Sets effective, permitted and inheritable with capset(2), then raises the
 /// ambient set.
 pub fn set_process_caps(sets: &Sets) -> Result<()> {
-    let mut hdr = CapHeader { version: CAP_V3, pid: 0 };
+    let mut hdr = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let split = |m: u64| [(m & 0xffff_ffff) as u32, (m >> 32) as u32];
-    let (e, p, i) = (split(sets.effective), split(sets.permitted), split(sets.inheritable));
+    let (e, p, i) = (
+        split(sets.effective),
+        split(sets.permitted),
+        split(sets.inheritable),
+    );
     let mut data = [
-        CapData { effective: e[0], permitted: p[0], inheritable: i[0] },
-        CapData { effective: e[1], permitted: p[1], inheritable: i[1] },
+        CapData {
+            effective: e[0],
+            permitted: p[0],
+            inheritable: i[0],
+        },
+        CapData {
+            effective: e[1],
+            permitted: p[1],
+            inheritable: i[1],
+        },
     ];
     // SAFETY: hdr and data are valid, correctly laid out (repr(C)) and live
     // for the call; V3 takes exactly two data elements.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_mut_ptr()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
     if rc != 0 {
         return Err(Error::io("capset", std::io::Error::last_os_error()));
     }
@@ -146,13 +172,22 @@ pub fn set_process_caps(sets: &Sets) -> Result<()> {
         if sets.ambient & (1 << cap) != 0 {
             // SAFETY: prctl with integer arguments only.
             let rc = unsafe {
-                libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong, 0, 0)
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                    cap as libc::c_ulong,
+                    0,
+                    0,
+                )
             };
             if rc != 0 {
                 // Raising needs the cap in permitted and inheritable; runc's
                 // default spec lists ambient caps without inheritable ones, and
                 // runc only warns, so do we.
-                log::debug!("raise ambient capability {cap}: {}", std::io::Error::last_os_error());
+                log::debug!(
+                    "raise ambient capability {cap}: {}",
+                    std::io::Error::last_os_error()
+                );
             }
         }
     }

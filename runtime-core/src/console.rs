@@ -29,8 +29,12 @@ impl Pty {
 /// which never goes through a path that a container could swap for a
 /// symlink (CVE-2025-52565).
 pub fn open_pty() -> Result<Pty> {
-    let master = open("/dev/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| "open /dev/ptmx".into())?;
+    let master = open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /dev/ptmx".into())?;
     let mut unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one c_int from a valid pointer.
     let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) };
@@ -55,12 +59,24 @@ pub fn mount_console(slave: &OwnedFd) -> Result<()> {
         OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )
-    .or_else(|_| open("/dev/console", OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()))
+    .or_else(|_| {
+        open(
+            "/dev/console",
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    })
     .ctx(|| "create /dev/console".into())?;
     let src = format!("/proc/self/fd/{}", slave.as_raw_fd());
     let dst = format!("/proc/self/fd/{}", target.as_raw_fd());
-    mount(Some(src.as_str()), dst.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .ctx(|| "bind pty over /dev/console".into())
+    mount(
+        Some(src.as_str()),
+        dst.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| "bind pty over /dev/console".into())
 }
 
 /// Makes `slave` the controlling terminal and the stdio of this process.
@@ -68,12 +84,18 @@ pub fn become_controlling(slave: &OwnedFd) -> Result<()> {
     // SAFETY: TIOCSCTTY with an integer argument on a tty fd we own.
     let rc = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
     if rc != 0 {
-        return Err(Error::io("set controlling terminal", std::io::Error::last_os_error()));
+        return Err(Error::io(
+            "set controlling terminal",
+            std::io::Error::last_os_error(),
+        ));
     }
     for target in 0..=2 {
         // SAFETY: dup2 onto stdio numbers; both are valid descriptors.
         if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
-            return Err(Error::io("dup pty onto stdio", std::io::Error::last_os_error()));
+            return Err(Error::io(
+                "dup pty onto stdio",
+                std::io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())
@@ -81,7 +103,12 @@ pub fn become_controlling(slave: &OwnedFd) -> Result<()> {
 
 /// Sets the window size of a tty.
 pub fn resize(fd: RawFd, rows: u16, cols: u16) -> Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a valid winsize struct.
     let rc = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
     if rc != 0 {
@@ -95,8 +122,14 @@ pub fn send_master(socket: RawFd, master: &OwnedFd) -> Result<()> {
     let name = b"/dev/ptmx";
     let iov = [IoSlice::new(name)];
     let fds = [master.as_raw_fd()];
-    sendmsg::<()>(socket, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .ctx(|| "send pty master over console socket".into())?;
+    sendmsg::<()>(
+        socket,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "send pty master over console socket".into())?;
     Ok(())
 }
 
@@ -105,8 +138,13 @@ pub fn recv_master(socket: RawFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(socket, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .ctx(|| "receive pty master".into())?;
+    let msg = recvmsg::<()>(
+        socket,
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ctx(|| "receive pty master".into())?;
     for c in msg.cmsgs().ctx(|| "read control message".into())? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(&fd) = fds.first() {
@@ -115,5 +153,7 @@ pub fn recv_master(socket: RawFd) -> Result<OwnedFd> {
             }
         }
     }
-    Err(Error::Child("console socket closed without sending a pty".into()))
+    Err(Error::Child(
+        "console socket closed without sending a pty".into(),
+    ))
 }

@@ -35,7 +35,9 @@ impl Point {
 
     /// The hooks of this point in a spec.
     pub fn of(self, spec: &oci_spec::runtime::Spec) -> Vec<Hook> {
-        let Some(h) = spec.hooks() else { return Vec::new() };
+        let Some(h) = spec.hooks() else {
+            return Vec::new();
+        };
         let list = match self {
             Point::Prestart => h.prestart(),
             Point::CreateRuntime => h.create_runtime(),
@@ -51,8 +53,13 @@ impl Point {
 /// Runs each hook in order; stops at the first failure.
 pub fn run_all(point: Point, hooks: &[Hook], state_json: &str) -> Result<()> {
     for h in hooks {
-        run_one(h, state_json)
-            .map_err(|why| Error::Hook(format!("{} hook {}: {why}", point.name(), h.path().display())))?;
+        run_one(h, state_json).map_err(|why| {
+            Error::Hook(format!(
+                "{} hook {}: {why}",
+                point.name(),
+                h.path().display()
+            ))
+        })?;
     }
     Ok(())
 }
@@ -77,7 +84,10 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
         // A hook may exit without reading its stdin; that is not an error.
         let _ = stdin.write_all(state_json.as_bytes());
     }
-    let deadline = h.timeout().filter(|t| *t > 0).map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let deadline = h
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let mut pause = Duration::from_micros(200);
     let status = loop {
         if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
@@ -100,7 +110,13 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
 }
 
 /// The state document hooks receive on stdin.
-pub fn state_json(id: &str, status: &str, pid: i32, bundle: &std::path::Path, annotations: &std::collections::HashMap<String, String>) -> String {
+pub fn state_json(
+    id: &str,
+    status: &str,
+    pid: i32,
+    bundle: &std::path::Path,
+    annotations: &std::collections::HashMap<String, String>,
+) -> String {
     let mut v = serde_json::json!({
         "ociVersion": "1.0.2",
         "id": id,
@@ -137,7 +153,9 @@ mod tests {
         assert!(text.contains("argzero one"), "{text}");
 
         let bad = hook(r#"{"path":"/bin/sh","args":["sh","-c","exit 3"]}"#);
-        let err = run_all(Point::Poststart, &[bad], "{}").unwrap_err().to_string();
+        let err = run_all(Point::Poststart, &[bad], "{}")
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "poststart hook /bin/sh: exit status 3");
     }
 
@@ -145,7 +163,9 @@ mod tests {
     fn timeout_kills_the_hook() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#);
         let t = Instant::now();
-        let err = run_all(Point::CreateRuntime, &[h], "{}").unwrap_err().to_string();
+        let err = run_all(Point::CreateRuntime, &[h], "{}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("timed out"), "{err}");
         assert!(t.elapsed() < Duration::from_secs(4));
     }

@@ -20,7 +20,9 @@ pub struct Namespace {
 /// The namespace kinds the engine knows, in the order they are joined:
 /// user first (it decides what the others may do), mount last among joins so
 /// earlier `/proc` paths still resolve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Kind {
     User,
     Ipc,
@@ -136,9 +138,8 @@ pub fn open_joins(paths: &[(Kind, PathBuf)]) -> Result<Vec<JoinFd>> {
     use std::os::unix::fs::MetadataExt;
     let mut fds = Vec::with_capacity(paths.len());
     for (kind, path) in paths {
-        let file = std::fs::File::open(path).ctx(|| {
-            format!("open {} namespace {}", kind.spec_name(), path.display())
-        })?;
+        let file = std::fs::File::open(path)
+            .ctx(|| format!("open {} namespace {}", kind.spec_name(), path.display()))?;
         let target = file.metadata().ctx(|| format!("stat {}", path.display()))?;
         let own = std::fs::metadata(format!("/proc/self/ns/{}", kind.proc_name()));
         if own.is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino()) {
@@ -175,9 +176,18 @@ mod tests {
     #[test]
     fn unshare_flags_skip_user_and_joined() {
         let ns = Namespaces(vec![
-            Namespace { kind: Kind::User, path: None },
-            Namespace { kind: Kind::Pid, path: None },
-            Namespace { kind: Kind::Net, path: Some("/var/run/netns/x".into()) },
+            Namespace {
+                kind: Kind::User,
+                path: None,
+            },
+            Namespace {
+                kind: Kind::Pid,
+                path: None,
+            },
+            Namespace {
+                kind: Kind::Net,
+                path: Some("/var/run/netns/x".into()),
+            },
         ]);
         assert_eq!(ns.unshare_flags(), CloneFlags::CLONE_NEWPID);
         assert!(ns.creates(Kind::User));

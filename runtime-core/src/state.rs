@@ -118,7 +118,8 @@ impl State {
         let tmp = dir.join(".state.json.tmp");
         let data = serde_json::to_vec(self).expect("state serializes");
         let mut f = File::create(&tmp).map_err(|e| Error::path("create", &tmp, e))?;
-        f.write_all(&data).map_err(|e| Error::path("write", &tmp, e))?;
+        f.write_all(&data)
+            .map_err(|e| Error::path("write", &tmp, e))?;
         std::fs::rename(&tmp, dir.join(STATE_FILE)).map_err(|e| Error::path("rename", &tmp, e))
     }
 
@@ -137,7 +138,11 @@ impl State {
     /// The OCI state document (`runc state` output).
     pub fn oci(&self, root: &Root) -> serde_json::Value {
         let status = self.status(root);
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         let mut v = serde_json::json!({
             "ociVersion": "1.0.2",
             "id": self.id,

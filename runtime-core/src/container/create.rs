@@ -80,14 +80,24 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
         }
         Err(e) => return Err(Error::path("create state dir", &dir, e)),
     }
-    let mut undo = Undo { dir: dir.clone(), cgroup: None, pid: None, armed: true };
+    let mut undo = Undo {
+        dir: dir.clone(),
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
     let _lock = Lock::take(&dir)?;
     let config = serde_json::to_vec(&plan.spec).expect("spec serializes");
     std::fs::write(dir.join(state::CONFIG), config).ctx(|| "save config.json copy".into())?;
     cgroup.create()?;
     let cgroup = &cgroup;
     undo.cgroup = Some(cgroup);
-    let mut resources = plan.spec.linux().as_ref().and_then(|l| l.resources().clone()).unwrap_or_default();
+    let mut resources = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
     if resources.devices().is_none() {
         // Unset devices still means "deny all but the defaults", never "allow all".
         resources.set_devices(Some(Vec::new()));
@@ -120,17 +130,31 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
 fn make_fifo(dir: &std::path::Path) -> Result<OwnedFd> {
     use nix::sys::stat::Mode;
     let path = dir.join(state::FIFO);
-    nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622)).ctx(|| "create exec fifo".into())?;
+    nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622))
+        .ctx(|| "create exec fifo".into())?;
     // mkfifo honours umask; the container user must be able to open it for writing.
-    nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, &path, Mode::from_bits_truncate(0o622), nix::sys::stat::FchmodatFlags::FollowSymlink)
-        .ctx(|| "chmod exec fifo".into())?;
-    nix::fcntl::open(&path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| "open exec fifo".into())
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &path,
+        Mode::from_bits_truncate(0o622),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .ctx(|| "chmod exec fifo".into())?;
+    nix::fcntl::open(
+        &path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open exec fifo".into())
 }
 
 fn stage1_of(plan: &Plan) -> Result<Stage1> {
-    let joins: Vec<(Kind, PathBuf)> =
-        plan.namespaces.0.iter().filter_map(|n| Some((n.kind, n.path.clone()?))).collect();
+    let joins: Vec<(Kind, PathBuf)> = plan
+        .namespaces
+        .0
+        .iter()
+        .filter_map(|n| Some((n.kind, n.path.clone()?)))
+        .collect();
     let linux = plan.spec.linux().clone().unwrap_or_default();
     let time_offsets = plan.namespaces.creates(Kind::Time).then(|| {
         linux
@@ -138,7 +162,13 @@ fn stage1_of(plan: &Plan) -> Result<Stage1> {
             .clone()
             .unwrap_or_default()
             .iter()
-            .map(|(clock, o)| format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)))
+            .map(|(clock, o)| {
+                format!(
+                    "{clock} {} {}\n",
+                    o.secs().unwrap_or(0),
+                    o.nanosecs().unwrap_or(0)
+                )
+            })
             .collect::<String>()
     });
     Ok(Stage1 {
@@ -153,7 +183,13 @@ fn stage1_of(plan: &Plan) -> Result<Stage1> {
 
 /// Spawns init and drives it to Ready, running the runtime-namespace hooks
 /// when it asks.
-fn spawn_init(plan: &Plan, opts: &CreateOptions, cgroup: &Cgroup, fifo: &OwnedFd, undo: &mut Undo) -> Result<i32> {
+fn spawn_init(
+    plan: &Plan,
+    opts: &CreateOptions,
+    cgroup: &Cgroup,
+    fifo: &OwnedFd,
+    undo: &mut Undo,
+) -> Result<i32> {
     let runtime_hooks: Vec<_> = [Point::Prestart, Point::CreateRuntime]
         .into_iter()
         .map(|p| (p, p.of(&plan.spec)))
@@ -169,20 +205,32 @@ fn spawn_init(plan: &Plan, opts: &CreateOptions, cgroup: &Cgroup, fifo: &OwnedFd
         preserve_fds: opts.preserve_fds,
         runtime_hooks: !runtime_hooks.is_empty(),
     };
-    let spawned = spawn(stage1_of(plan)?, Some(cgroup), |chan| init::run(&args, chan))?;
+    let spawned = spawn(stage1_of(plan)?, Some(cgroup), |chan| {
+        init::run(&args, chan)
+    })?;
     undo.pid = Some(spawned.pid);
     loop {
         match spawned.chan.expect_any("becoming ready")? {
             Msg::Ready => return Ok(spawned.pid),
             Msg::RuntimeHooks => {
                 let annotations = plan.spec.annotations().clone().unwrap_or_default();
-                let st = hooks::state_json(&plan.id, "creating", spawned.pid, &plan.bundle, &annotations);
+                let st = hooks::state_json(
+                    &plan.id,
+                    "creating",
+                    spawned.pid,
+                    &plan.bundle,
+                    &annotations,
+                );
                 for (point, list) in &runtime_hooks {
                     hooks::run_all(*point, list, &st)?;
                 }
                 spawned.chan.send(&Msg::HooksDone)?;
             }
-            other => return Err(Error::Child(format!("sync: unexpected {other:?} from init"))),
+            other => {
+                return Err(Error::Child(format!(
+                    "sync: unexpected {other:?} from init"
+                )))
+            }
         }
     }
 }

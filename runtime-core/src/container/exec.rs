@@ -30,22 +30,36 @@ pub fn exec(root: &Root, id: &str, opts: ExecOptions) -> Result<i32> {
     require(&st, root, &[Status::Created, Status::Running], "exec")?;
     crate::spec::validate_process(&opts.process, "process")?;
     if opts.process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
-        return Err(Error::InvalidArgument("cannot allocate tty if runc will detach without setting console socket".into()));
+        return Err(Error::InvalidArgument(
+            "cannot allocate tty if runc will detach without setting console socket".into(),
+        ));
     }
     let joins: Vec<(Kind, PathBuf)> = st
         .namespaces
         .0
         .iter()
-        .map(|n| (n.kind, PathBuf::from(format!("/proc/{}/ns/{}", st.pid, n.kind.proc_name()))))
+        .map(|n| {
+            (
+                n.kind,
+                PathBuf::from(format!("/proc/{}/ns/{}", st.pid, n.kind.proc_name())),
+            )
+        })
         .collect();
     let joins = namespaces::open_joins(&joins)?;
     // The fds are open: make sure they belong to init, not to a reused pid.
     if !state::process_matches(st.pid, st.start_time) {
-        return Err(Error::InvalidState("cannot exec in a stopped container".into()));
+        return Err(Error::InvalidState(
+            "cannot exec in a stopped container".into(),
+        ));
     }
-    let stage = Stage1 { joins, ..Stage1::default() };
+    let stage = Stage1 {
+        joins,
+        ..Stage1::default()
+    };
     let console = opts.console_socket.as_ref().map(|s| s.as_raw_fd());
-    let spawned = spawn(stage, Some(&st.cgroup), |chan| child(&opts.process, console, opts.preserve_fds, chan))?;
+    let spawned = spawn(stage, Some(&st.cgroup), |chan| {
+        child(&opts.process, console, opts.preserve_fds, chan)
+    })?;
     drop(lock);
     spawned.chan.expect(Msg::Ready).inspect_err(|_| {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(spawned.pid), None);
@@ -56,7 +70,12 @@ pub fn exec(root: &Root, id: &str, opts: ExecOptions) -> Result<i32> {
     Ok(spawned.pid)
 }
 
-fn child(p: &Process, console: Option<i32>, preserve_fds: u32, chan: &Channel) -> Result<Infallible> {
+fn child(
+    p: &Process,
+    console: Option<i32>,
+    preserve_fds: u32,
+    chan: &Channel,
+) -> Result<Infallible> {
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
     let prepared = finalize::prepare(p, console, false, preserve_fds, || Ok(()))?;
     chan.send(&Msg::Ready)?;

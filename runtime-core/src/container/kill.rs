@@ -10,10 +10,15 @@ use crate::state::{Root, Status};
 /// Parses "KILL", "SIGKILL", "kill" or "9".
 pub fn parse_signal(s: &str) -> Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| Error::InvalidArgument(format!("invalid signal: {s}")));
+        return Signal::try_from(n)
+            .map_err(|_| Error::InvalidArgument(format!("invalid signal: {s}")));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     name.parse::<Signal>()
         .map_err(|_| Error::InvalidArgument(format!("invalid signal: {s}")))
 }
@@ -24,7 +29,12 @@ pub fn kill(root: &Root, id: &str, sig: Signal, all: bool) -> Result<()> {
     let status = if all {
         st.status(root)
     } else {
-        require(&st, root, &[Status::Created, Status::Running, Status::Paused], "kill")?
+        require(
+            &st,
+            root,
+            &[Status::Created, Status::Running, Status::Paused],
+            "kill",
+        )?
     };
     if all {
         let pids = st.cgroup.pids()?;
@@ -36,7 +46,8 @@ pub fn kill(root: &Root, id: &str, sig: Signal, all: bool) -> Result<()> {
         }
         return Ok(());
     }
-    send(Pid::from_raw(st.pid), sig).map_err(|e| Error::sys(format!("kill {} with {sig}", st.pid), e))
+    send(Pid::from_raw(st.pid), sig)
+        .map_err(|e| Error::sys(format!("kill {} with {sig}", st.pid), e))
 }
 
 #[cfg(test)]

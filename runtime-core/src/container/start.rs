@@ -27,9 +27,15 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         .map_err(|e| Error::path("open", &fifo_path, e))?;
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
-        let n = poll(&mut fds, PollTimeout::from(100u16)).or_else(|e| {
-            if e == nix::errno::Errno::EINTR { Ok(0) } else { Err(e) }
-        }).ctx(|| "wait for container init".into())?;
+        let n = poll(&mut fds, PollTimeout::from(100u16))
+            .or_else(|e| {
+                if e == nix::errno::Errno::EINTR {
+                    Ok(0)
+                } else {
+                    Err(e)
+                }
+            })
+            .ctx(|| "wait for container init".into())?;
         if n > 0 {
             let mut b = [0u8; 1];
             if fifo.read(&mut b).ctx(|| "read exec fifo".into())? == 1 {
@@ -37,7 +43,9 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
             }
         }
         if !state::process_matches(st.pid, st.start_time) {
-            return Err(Error::InvalidState("cannot start a container that has stopped".into()));
+            return Err(Error::InvalidState(
+                "cannot start a container that has stopped".into(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -80,7 +80,9 @@ impl Channel {
     pub fn expect(&self, want: Msg) -> Result<()> {
         let got = self.expect_any(&format!("{want:?}"))?;
         if got != want {
-            return Err(Error::Child(format!("sync: expected {want:?}, got {got:?}")));
+            return Err(Error::Child(format!(
+                "sync: expected {want:?}, got {got:?}"
+            )));
         }
         Ok(())
     }
@@ -105,9 +107,16 @@ mod tests {
         c.send(&Msg::InitPid(42)).unwrap();
         assert_eq!(p.expect_any("pid").unwrap(), Msg::InitPid(42));
         c.send(&Msg::Error("mount /proc: denied".into())).unwrap();
-        assert_eq!(p.expect(Msg::Ready).unwrap_err().to_string(), "mount /proc: denied");
+        assert_eq!(
+            p.expect(Msg::Ready).unwrap_err().to_string(),
+            "mount /proc: denied"
+        );
         drop(c);
         assert!(p.recv().unwrap().is_none());
-        assert!(p.expect(Msg::Ready).unwrap_err().to_string().contains("exited before"));
+        assert!(p
+            .expect(Msg::Ready)
+            .unwrap_err()
+            .to_string()
+            .contains("exited before"));
     }
 }

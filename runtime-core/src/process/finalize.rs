@@ -38,7 +38,9 @@ pub fn prepare(
 ) -> Result<Prepared> {
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     if p.terminal().unwrap_or(false) {
-        let socket = console_socket.ok_or_else(|| Error::InvalidArgument("terminal requested but no console socket".into()))?;
+        let socket = console_socket.ok_or_else(|| {
+            Error::InvalidArgument("terminal requested but no console socket".into())
+        })?;
         let pty = console::open_pty()?;
         if mount_console {
             console::mount_console(&pty.slave)?;
@@ -56,7 +58,9 @@ pub fn prepare(
     let envp = environment(p);
     let args = p.args().clone().unwrap_or_default();
     let path = find_executable(&args[0], &envp)?;
-    let cs = |s: &str| CString::new(s).map_err(|_| Error::InvalidSpec(format!("process: NUL byte in {s:?}")));
+    let cs = |s: &str| {
+        CString::new(s).map_err(|_| Error::InvalidSpec(format!("process: NUL byte in {s:?}")))
+    };
     let argv = args.iter().map(|a| cs(a)).collect::<Result<Vec<_>>>()?;
     let envp = envp.iter().map(|e| cs(e)).collect::<Result<Vec<_>>>()?;
     let path = CString::new(path.as_os_str().as_bytes()).expect("path has no NUL");
@@ -73,10 +77,19 @@ pub fn exec(p: Prepared) -> Result<Infallible> {
 /// chdir and verify the result is reachable from our root: a cwd reached
 /// through a leaked host fd shows up as "(unreachable)" or ENOENT.
 fn enter_cwd(cwd: &Path) -> Result<()> {
-    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {:?} set in config.json", cwd.display().to_string()))?;
-    let real = nix::unistd::getcwd().ctx(|| format!("cwd {} is outside the container root", cwd.display()))?;
+    nix::unistd::chdir(cwd).ctx(|| {
+        format!(
+            "chdir to cwd {:?} set in config.json",
+            cwd.display().to_string()
+        )
+    })?;
+    let real = nix::unistd::getcwd()
+        .ctx(|| format!("cwd {} is outside the container root", cwd.display()))?;
     if !real.is_absolute() || real.starts_with("(unreachable)") {
-        return Err(Error::InvalidSpec(format!("cwd {} is outside the container root", cwd.display())));
+        return Err(Error::InvalidSpec(format!(
+            "cwd {} is outside the container root",
+            cwd.display()
+        )));
     }
     Ok(())
 }
@@ -102,13 +115,16 @@ fn home_of(uid: u32) -> Option<String> {
 
 /// PATH lookup as execvp does, with the container's environment.
 pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
-    let executable = |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
+    let executable =
+        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     if name.contains('/') {
         let p = PathBuf::from(name);
         if executable(&p) {
             return Ok(p);
         }
-        return Err(Error::Child(format!("exec: {name:?}: stat {name}: no such file or directory or not executable")));
+        return Err(Error::Child(format!(
+            "exec: {name:?}: stat {name}: no such file or directory or not executable"
+        )));
     }
     let path = env
         .iter()
@@ -118,13 +134,24 @@ pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf> {
     path.split(':')
         .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
         .find(|p| executable(p))
-        .ok_or_else(|| Error::Child(format!("exec: {name:?}: executable file not found in $PATH")))
+        .ok_or_else(|| {
+            Error::Child(format!(
+                "exec: {name:?}: executable file not found in $PATH"
+            ))
+        })
 }
 
 /// Marks every fd >= `first` close-on-exec.
 fn cloexec_from(first: u32) -> Result<()> {
     // SAFETY: close_range with integer arguments; CLOSE_RANGE_CLOEXEC only sets flags.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if rc == 0 {
         return Ok(());
     }
@@ -148,8 +175,13 @@ mod tests {
     #[test]
     fn path_lookup_uses_container_env() {
         let env = vec!["PATH=/nonexistent:/bin".to_string()];
-        assert_eq!(find_executable("sh", &env).unwrap(), PathBuf::from("/bin/sh"));
-        let err = find_executable("no-such-prog", &env).unwrap_err().to_string();
+        assert_eq!(
+            find_executable("sh", &env).unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+        let err = find_executable("no-such-prog", &env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("executable file not found in $PATH"), "{err}");
         assert!(find_executable("/bin/sh", &[]).is_ok());
     }

@@ -42,7 +42,13 @@ pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
         chan.send(&Msg::RuntimeHooks)?;
         chan.expect(Msg::HooksDone)?;
     }
-    run_hooks(&plan.spec, Point::CreateContainer, plan, host_pid, "creating")?;
+    run_hooks(
+        &plan.spec,
+        Point::CreateContainer,
+        plan,
+        host_pid,
+        "creating",
+    )?;
     rootfs::enter(&plan.rootfs, a.no_pivot)?;
     // Why before the masks: /proc/sys becomes read-only with readonlyPaths.
     apply_sysctl(&plan.spec)?;
@@ -58,7 +64,13 @@ pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
         join_session_keyring(&plan.id)?;
     }
     // Why before finish_root: /dev/console may live on the root mount.
-    let prepared = finalize::prepare(&plan.process, a.console_socket, true, a.preserve_fds, || rootfs::finish_root(plan))?;
+    let prepared = finalize::prepare(
+        &plan.process,
+        a.console_socket,
+        true,
+        a.preserve_fds,
+        || rootfs::finish_root(plan),
+    )?;
     chan.send(&Msg::Ready)?;
     wait_for_start(a.fifo)?;
     run_hooks(&plan.spec, Point::StartContainer, plan, host_pid, "running")?;
@@ -84,7 +96,11 @@ fn host_pid() -> Result<i32> {
 }
 
 fn apply_sysctl(spec: &Spec) -> Result<()> {
-    let map = spec.linux().as_ref().and_then(|l| l.sysctl().clone()).unwrap_or_default();
+    let map = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().clone())
+        .unwrap_or_default();
     for (k, v) in map {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
         std::fs::write(&path, &v).ctx(|| format!("write sysctl {k}={v}"))?;
@@ -100,7 +116,10 @@ fn set_names(spec: &Spec) -> Result<()> {
         // SAFETY: the pointer and length describe a live byte slice.
         let rc = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
         if rc != 0 {
-            return Err(Error::io(format!("setdomainname {d}"), std::io::Error::last_os_error()));
+            return Err(Error::io(
+                format!("setdomainname {d}"),
+                std::io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())
@@ -115,7 +134,10 @@ fn join_session_keyring(id: &str) -> Result<()> {
     if rc < 0 {
         let e = std::io::Error::last_os_error();
         // Keyrings may be unavailable (ENOSYS) or restricted; runc ignores that too.
-        if !matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)) {
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EACCES) | Some(libc::EPERM)
+        ) {
             return Err(Error::io("join session keyring", e));
         }
     }

@@ -87,7 +87,9 @@ fn drive_stage1(s1: i32, stage: &Stage1, cgroup: Option<&Cgroup>, chan: &Channel
     }
     match chan.expect_any("reporting its pid")? {
         Msg::InitPid(pid) => Ok(pid),
-        other => Err(Error::Child(format!("sync: expected InitPid, got {other:?}"))),
+        other => Err(Error::Child(format!(
+            "sync: expected InitPid, got {other:?}"
+        ))),
     }
 }
 

@@ -13,12 +13,20 @@ use crate::error::{Error, Result, SysContext};
 pub fn apply_rlimits(limits: &[PosixRlimit]) -> Result<()> {
     for l in limits {
         let res = resource(l.typ());
-        let lim = libc::rlimit { rlim_cur: l.soft(), rlim_max: l.hard() };
+        let lim = libc::rlimit {
+            rlim_cur: l.soft(),
+            rlim_max: l.hard(),
+        };
         // SAFETY: setrlimit reads a valid, initialised rlimit struct.
         let rc = unsafe { libc::setrlimit(res, &lim) };
         if rc != 0 {
             return Err(Error::io(
-                format!("setrlimit {:?} soft={} hard={}", l.typ(), l.soft(), l.hard()),
+                format!(
+                    "setrlimit {:?} soft={} hard={}",
+                    l.typ(),
+                    l.soft(),
+                    l.hard()
+                ),
                 std::io::Error::last_os_error(),
             ));
         }
@@ -52,7 +60,10 @@ fn keepcaps(on: bool) -> Result<()> {
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) };
     if rc != 0 {
-        return Err(Error::io("prctl(PR_SET_KEEPCAPS)", std::io::Error::last_os_error()));
+        return Err(Error::io(
+            "prctl(PR_SET_KEEPCAPS)",
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

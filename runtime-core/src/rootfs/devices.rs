@@ -52,18 +52,30 @@ pub fn defaults() -> Vec<Node> {
 /// Converts a spec device (path must be under /dev).
 pub fn from_spec(d: &LinuxDevice) -> Result<Node> {
     let path = d.path();
-    let name = path
-        .strip_prefix("/dev/")
-        .map_err(|_| Error::InvalidSpec(format!("linux.devices: {} is not under /dev", path.display())))?;
-    if name.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-        return Err(Error::InvalidSpec(format!("linux.devices: invalid path {}", path.display())));
+    let name = path.strip_prefix("/dev/").map_err(|_| {
+        Error::InvalidSpec(format!(
+            "linux.devices: {} is not under /dev",
+            path.display()
+        ))
+    })?;
+    if name
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(Error::InvalidSpec(format!(
+            "linux.devices: invalid path {}",
+            path.display()
+        )));
     }
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
         LinuxDeviceType::B => SFlag::S_IFBLK,
         LinuxDeviceType::P => SFlag::S_IFIFO,
         LinuxDeviceType::A => {
-            return Err(Error::InvalidSpec(format!("linux.devices {}: type 'a' is not a node", path.display())))
+            return Err(Error::InvalidSpec(format!(
+                "linux.devices {}: type 'a' is not a node",
+                path.display()
+            )))
         }
     };
     Ok(Node {
@@ -120,7 +132,13 @@ fn create_node(devdir: &OwnedFd, n: &Node, in_userns: bool) -> nix::Result<()> {
     if in_userns {
         let target = paths::create_in_root(devdir, rel, Leaf::File).map_err(|_| Errno::EIO)?;
         let host = Path::new("/dev").join(rel);
-        return mount(Some(&host), &paths::fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>);
+        return mount(
+            Some(&host),
+            &paths::fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        );
     }
     let dev = makedev(n.major, n.minor);
     match unlink_existing(devdir, rel) {
@@ -129,9 +147,26 @@ fn create_node(devdir: &OwnedFd, n: &Node, in_userns: bool) -> nix::Result<()> {
     }
     mknodat(devdir, rel, n.kind, Mode::from_bits_truncate(n.mode), dev)?;
     // mknod is subject to umask; set the exact mode and owner.
-    nix::sys::stat::fchmodat(devdir, rel, Mode::from_bits_truncate(n.mode), nix::sys::stat::FchmodatFlags::NoFollowSymlink)
-        .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })?;
-    fchownat(devdir, rel, Some(Uid::from_raw(n.uid)), Some(Gid::from_raw(n.gid)), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+    nix::sys::stat::fchmodat(
+        devdir,
+        rel,
+        Mode::from_bits_truncate(n.mode),
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|e| {
+        if e == Errno::EOPNOTSUPP {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    fchownat(
+        devdir,
+        rel,
+        Some(Uid::from_raw(n.uid)),
+        Some(Gid::from_raw(n.gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
 }
 
 fn unlink_existing(devdir: &OwnedFd, rel: &Path) -> nix::Result<()> {
@@ -149,10 +184,16 @@ mod tests {
         )
         .unwrap();
         let n = from_spec(&d).unwrap();
-        assert_eq!((n.name.as_str(), n.major, n.minor, n.mode), ("net/tun", 10, 200, 0o666));
-        let bad: LinuxDevice = serde_json::from_str(r#"{"path":"/dev/../etc/x","type":"c","major":1,"minor":3}"#).unwrap();
+        assert_eq!(
+            (n.name.as_str(), n.major, n.minor, n.mode),
+            ("net/tun", 10, 200, 0o666)
+        );
+        let bad: LinuxDevice =
+            serde_json::from_str(r#"{"path":"/dev/../etc/x","type":"c","major":1,"minor":3}"#)
+                .unwrap();
         assert!(from_spec(&bad).is_err());
-        let bad: LinuxDevice = serde_json::from_str(r#"{"path":"/etc/x","type":"c","major":1,"minor":3}"#).unwrap();
+        let bad: LinuxDevice =
+            serde_json::from_str(r#"{"path":"/etc/x","type":"c","major":1,"minor":3}"#).unwrap();
         assert!(from_spec(&bad).is_err());
     }
 

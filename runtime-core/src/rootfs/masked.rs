@@ -16,7 +16,11 @@ use crate::rootfs::mounts::remount_bind;
 use crate::rootfs::paths::fd_path;
 
 fn open_path(p: &str) -> nix::Result<OwnedFd> {
-    open(p, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+    open(
+        p,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// Opens /dev/null and checks it is the real null device.
@@ -26,7 +30,8 @@ fn verified_dev_null() -> Result<OwnedFd> {
     let is_chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
     if !is_chr || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3 {
         return Err(Error::InvalidSpec(
-            "/dev/null in the container is not the 1:3 character device; refusing to mask with it".into(),
+            "/dev/null in the container is not the 1:3 character device; refusing to mask with it"
+                .into(),
         ));
     }
     Ok(fd)
@@ -48,9 +53,21 @@ pub fn mask_paths(list: &[String]) -> Result<()> {
         let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
         let tpath = fd_path(&target);
         let res = if is_dir {
-            mount(Some("tmpfs"), &tpath, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+            mount(
+                Some("tmpfs"),
+                &tpath,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
         } else {
-            mount(Some(&fd_path(&null)), &tpath, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(
+                Some(&fd_path(&null)),
+                &tpath,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
         };
         res.ctx(|| format!("mask {p}"))?;
     }
@@ -66,8 +83,14 @@ pub fn readonly_paths(list: &[String]) -> Result<()> {
             Err(e) => return Err(Error::sys(format!("open readonly path {p}"), e)),
         };
         let tpath = fd_path(&target);
-        mount(Some(&tpath), &tpath, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .ctx(|| format!("bind readonly path {p}"))?;
+        mount(
+            Some(&tpath),
+            &tpath,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind readonly path {p}"))?;
         remount_bind(Path::new(p), MsFlags::MS_RDONLY | MsFlags::MS_REC)
             .ctx(|| format!("remount {p} read-only"))?;
     }

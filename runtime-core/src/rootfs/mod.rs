@@ -25,12 +25,22 @@ pub fn prepare(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<()> {
     // Why first: until / is a slave (or private) in this namespace, every
     // mount and unmount below would propagate to the host.
     let prop = root_propagation(plan).unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    let first = if prop.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { prop | MsFlags::MS_REC };
+    let first = if prop.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        prop | MsFlags::MS_REC
+    };
     mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
         .ctx(|| "make / non-shared in the container's mount namespace".into())?;
     // pivot_root needs the new root to be a mount point.
-    mount(Some(&plan.rootfs), &plan.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .ctx(|| format!("bind rootfs {}", plan.rootfs.display()))?;
+    mount(
+        Some(&plan.rootfs),
+        &plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind rootfs {}", plan.rootfs.display()))?;
     let root_fd = paths::open_root(&plan.rootfs)?;
     let ctx = mounts::Ctx {
         rootfs: &plan.rootfs,
@@ -43,15 +53,27 @@ pub fn prepare(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<()> {
     for m in &spec_mounts {
         mounts::mount_one(&ctx, m)?;
     }
-    let dev_bound = spec_mounts
-        .iter()
-        .any(|m| m.destination() == Path::new("/dev") && options::parse(&m.options().clone().unwrap_or_default()).is_bind());
+    let dev_bound = spec_mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && options::parse(&m.options().clone().unwrap_or_default()).is_bind()
+    });
     if !dev_bound {
         let mut nodes = devices::defaults();
-        for d in plan.spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default() {
+        for d in plan
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .unwrap_or_default()
+        {
             nodes.push(devices::from_spec(&d)?);
         }
-        devices::populate(&root_fd, &plan.rootfs, &nodes, plan.namespaces.creates(Kind::User))?;
+        devices::populate(
+            &root_fd,
+            &plan.rootfs,
+            &nodes,
+            plan.namespaces.creates(Kind::User),
+        )?;
     }
     Ok(())
 }
@@ -67,15 +89,27 @@ fn root_propagation(plan: &Plan) -> Option<MsFlags> {
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
     if no_pivot {
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .ctx(|| "move rootfs to /".into())?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .ctx(|| "move rootfs to /".into())?;
         nix::unistd::chroot(".").ctx(|| "chroot".into())?;
     } else {
         nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
         // The old root is now stacked under "."; make sure its unmount cannot
         // propagate anywhere, then detach it.
-        mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-            .ctx(|| "make old root a slave".into())?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| "make old root a slave".into())?;
         umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root".into())?;
     }
     nix::unistd::chdir("/").ctx(|| "chdir /".into())
@@ -87,9 +121,15 @@ pub fn finish_root(plan: &Plan) -> Result<()> {
         mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
             .ctx(|| "set rootfs propagation".into())?;
     }
-    let readonly = plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    let readonly = plan
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
     if readonly {
-        mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY).ctx(|| "remount / read-only".into())?;
+        mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
+            .ctx(|| "remount / read-only".into())?;
     }
     Ok(())
 }

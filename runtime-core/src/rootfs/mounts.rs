@@ -61,8 +61,7 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
         mount(Some(&src), &tpath, Some(typ.as_str()), opts.flags, data).ctx(|| what(""))?;
     }
     for p in &opts.propagation {
-        mount(None::<&str>, &real, None::<&str>, *p, None::<&str>)
-            .ctx(|| what("propagation "))?;
+        mount(None::<&str>, &real, None::<&str>, *p, None::<&str>).ctx(|| what("propagation "))?;
     }
     Ok(())
 }
@@ -114,7 +113,9 @@ fn source_of(ctx: &Ctx, m: &Mount, opts: &MountOptions) -> Option<PathBuf> {
 /// real directory, never a symlink (CVE-2023-27561).
 fn target_fd(ctx: &Ctx, dest: &Path, leaf: Leaf, typ: &str) -> Result<(OwnedFd, PathBuf)> {
     let resolved = paths::resolve_in_root(ctx.rootfs, dest)?;
-    if (typ == "proc" || typ == "sysfs") && resolved != ctx.rootfs.join(dest.strip_prefix("/").unwrap_or(dest)) {
+    if (typ == "proc" || typ == "sysfs")
+        && resolved != ctx.rootfs.join(dest.strip_prefix("/").unwrap_or(dest))
+    {
         return Err(Error::InvalidSpec(format!(
             "mount {typ} on {}: must be mounted on ordinary directory",
             dest.display()
@@ -153,7 +154,8 @@ fn mount_cgroup(ctx: &Ctx, m: &Mount, opts: &MountOptions) -> Result<()> {
     for h in &hier {
         let sub = paths::create_in_root(&target, Path::new(&h.name), Leaf::Dir)?;
         let spath = paths::fd_path(&sub);
-        mount_hierarchy(ctx, &spath, &real.join(&h.name), h, flags).ctx(|| what(&format!("{} ", h.name)))?;
+        mount_hierarchy(ctx, &spath, &real.join(&h.name), h, flags)
+            .ctx(|| what(&format!("{} ", h.name)))?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         remount_bind(&real, MsFlags::MS_RDONLY).ctx(|| what("(read-only) "))?;
@@ -174,7 +176,13 @@ fn mount_hierarchy(
         let data = (!h.data.is_empty()).then_some(h.data.as_str());
         return mount(Some("cgroup"), target, Some(h.fstype.as_str()), flags, data);
     }
-    mount(Some(&h.dir), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)?;
+    mount(
+        Some(&h.dir),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
     let extra = flags & !MsFlags::MS_REC;
     if extra.is_empty() {
         return Ok(());

@@ -126,7 +126,13 @@ mod tests {
 
     #[test]
     fn flags_data_and_propagation() {
-        let o = parse(&s(&["nosuid", "strictatime", "mode=755", "size=65536k", "rslave"]));
+        let o = parse(&s(&[
+            "nosuid",
+            "strictatime",
+            "mode=755",
+            "size=65536k",
+            "rslave",
+        ]));
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(o.data, "mode=755,size=65536k");
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);

@@ -102,7 +102,11 @@ pub fn create_in_root(root: &OwnedFd, rel: &Path, leaf: Leaf) -> Result<OwnedFd>
 
 fn step(dir: &OwnedFd, name: &OsStr, file: bool) -> nix::Result<OwnedFd> {
     let path_flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let dir_flags = if file { path_flags } else { path_flags | OFlag::O_DIRECTORY };
+    let dir_flags = if file {
+        path_flags
+    } else {
+        path_flags | OFlag::O_DIRECTORY
+    };
     match openat(dir, name, dir_flags, Mode::empty()) {
         Ok(fd) => return check_not_symlink(fd),
         Err(Errno::ENOENT) => {}
@@ -176,10 +180,22 @@ mod tests {
         symlink("/etc", root.join("a/abs")).unwrap();
         symlink("../../..", root.join("a/b/up")).unwrap();
         symlink("b", root.join("a/rel")).unwrap();
-        assert_eq!(resolve_in_root(root, Path::new("/a/abs/x")).unwrap(), root.join("etc/x"));
-        assert_eq!(resolve_in_root(root, Path::new("/a/b/up/y")).unwrap(), root.join("y"));
-        assert_eq!(resolve_in_root(root, Path::new("/../../z")).unwrap(), root.join("z"));
-        assert_eq!(resolve_in_root(root, Path::new("/a/rel/c")).unwrap(), root.join("a/b/c"));
+        assert_eq!(
+            resolve_in_root(root, Path::new("/a/abs/x")).unwrap(),
+            root.join("etc/x")
+        );
+        assert_eq!(
+            resolve_in_root(root, Path::new("/a/b/up/y")).unwrap(),
+            root.join("y")
+        );
+        assert_eq!(
+            resolve_in_root(root, Path::new("/../../z")).unwrap(),
+            root.join("z")
+        );
+        assert_eq!(
+            resolve_in_root(root, Path::new("/a/rel/c")).unwrap(),
+            root.join("a/b/c")
+        );
     }
 
     #[test]

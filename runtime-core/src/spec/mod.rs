@@ -51,17 +51,16 @@ pub fn parse(text: &[u8]) -> Result<Spec> {
 /// Parses an OCI `Process` (exec --process), naming the field on error.
 pub fn parse_process(text: &[u8]) -> Result<Process> {
     let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        Error::InvalidSpec(format!("process field {}: {}", e.path(), e.inner()))
-    })
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| Error::InvalidSpec(format!("process field {}: {}", e.path(), e.inner())))
 }
 
 impl Plan {
     /// Loads and validates the bundle for container `id`.
     pub fn from_bundle(id: &str, bundle: &Path) -> Result<Plan> {
         validate_id(id)?;
-        let bundle = std::path::absolute(bundle)
-            .map_err(|e| Error::path("resolve bundle", bundle, e))?;
+        let bundle =
+            std::path::absolute(bundle).map_err(|e| Error::path("resolve bundle", bundle, e))?;
         let spec = load(&bundle)?;
         Plan::from_spec(id, &bundle, spec)
     }
@@ -73,9 +72,8 @@ impl Plan {
             .as_ref()
             .ok_or_else(|| Error::InvalidSpec("root: missing".into()))?;
         let rootfs = bundle.join(root.path());
-        let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| {
-            Error::InvalidSpec(format!("root.path {}: {e}", rootfs.display()))
-        })?;
+        let rootfs = std::fs::canonicalize(&rootfs)
+            .map_err(|e| Error::InvalidSpec(format!("root.path {}: {e}", rootfs.display())))?;
         if !rootfs.is_dir() {
             return Err(Error::InvalidSpec(format!(
                 "root.path {}: not a directory",
@@ -175,12 +173,16 @@ mod tests {
     fn plan_rejects_missing_rootfs_and_duplicate_ns() {
         let dir = tempfile::tempdir().unwrap();
         let spec = parse(br#"{"ociVersion":"1.0.2","root":{"path":"nope"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#).unwrap();
-        let err = Plan::from_spec("a", dir.path(), spec).unwrap_err().to_string();
+        let err = Plan::from_spec("a", dir.path(), spec)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("root.path"), "{err}");
 
         std::fs::create_dir(dir.path().join("rootfs")).unwrap();
         let spec = parse(br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},"linux":{"namespaces":[{"type":"pid"},{"type":"pid"}]}}"#).unwrap();
-        let err = Plan::from_spec("a", dir.path(), spec).unwrap_err().to_string();
+        let err = Plan::from_spec("a", dir.path(), spec)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("listed twice"), "{err}");
     }
 
@@ -188,10 +190,10 @@ mod tests {
     fn default_cgroup_path_and_dotdot() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("rootfs")).unwrap();
-        let ok = br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}}}"#;
+        let ok = br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},"linux":{"namespaces":[{"type":"mount"}]}}"#;
         let plan = Plan::from_spec("c1", dir.path(), parse(ok).unwrap()).unwrap();
         assert_eq!(plan.cgroups_path, "/rsrun/c1");
-        let bad = br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},"linux":{"cgroupsPath":"/a/../b"}}"#;
+        let bad = br#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0}},"linux":{"cgroupsPath":"/a/../b","namespaces":[{"type":"mount"}]}}"#;
         assert!(Plan::from_spec("c1", dir.path(), parse(bad).unwrap()).is_err());
     }
 }

@@ -12,7 +12,9 @@ pub fn validate_id(id: &str) -> Result<()> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
     if id.is_empty() || !ok_chars || id == "." || id == ".." || id.len() > 1024 {
-        return Err(Error::InvalidArgument(format!("invalid container id {id:?}")));
+        return Err(Error::InvalidArgument(format!(
+            "invalid container id {id:?}"
+        )));
     }
     Ok(())
 }
@@ -21,7 +23,9 @@ pub fn validate_id(id: &str) -> Result<()> {
 pub fn validate_process(p: &Process, field: &str) -> Result<()> {
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
-        return Err(Error::InvalidSpec(format!("{field}.args: must not be empty")));
+        return Err(Error::InvalidSpec(format!(
+            "{field}.args: must not be empty"
+        )));
     }
     if !p.cwd().is_absolute() {
         return Err(Error::InvalidSpec(format!(
@@ -31,7 +35,9 @@ pub fn validate_process(p: &Process, field: &str) -> Result<()> {
     }
     for e in p.env().clone().unwrap_or_default() {
         if !e.contains('=') {
-            return Err(Error::InvalidSpec(format!("{field}.env {e:?}: expected KEY=VALUE")));
+            return Err(Error::InvalidSpec(format!(
+                "{field}.env {e:?}: expected KEY=VALUE"
+            )));
         }
     }
     let mut seen = Vec::new();
@@ -86,9 +92,21 @@ pub fn spec(spec: &Spec, ns: &Namespaces) -> Result<()> {
         ));
     }
     if let Some(p) = linux.rootfs_propagation() {
-        let known = ["", "shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"];
+        let known = [
+            "",
+            "shared",
+            "slave",
+            "private",
+            "unbindable",
+            "rshared",
+            "rslave",
+            "rprivate",
+            "runbindable",
+        ];
         if !known.contains(&p.as_str()) {
-            return Err(Error::InvalidSpec(format!("linux.rootfsPropagation {p:?}: unknown mode")));
+            return Err(Error::InvalidSpec(format!(
+                "linux.rootfsPropagation {p:?}: unknown mode"
+            )));
         }
     }
     for m in spec.mounts().clone().unwrap_or_default() {
@@ -110,7 +128,16 @@ pub fn spec(spec: &Spec, ns: &Namespaces) -> Result<()> {
 
 /// A sysctl must be namespaced by a namespace the container owns.
 fn sysctl_allowed(key: &str, ns: &Namespaces) -> Result<()> {
-    let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     let need = if key.starts_with("net.") {
         Kind::Net
     } else if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
@@ -129,7 +156,9 @@ fn sysctl_allowed(key: &str, ns: &Namespaces) -> Result<()> {
         )));
     }
     if key.contains("..") || key.contains('/') {
-        return Err(Error::InvalidSpec(format!("linux.sysctl {key}: invalid name")));
+        return Err(Error::InvalidSpec(format!(
+            "linux.sysctl {key}: invalid name"
+        )));
     }
     Ok(())
 }
@@ -149,7 +178,10 @@ mod tests {
 
     #[test]
     fn sysctls_need_their_namespace() {
-        let ns = Namespaces(vec![Namespace { kind: Kind::Net, path: None }]);
+        let ns = Namespaces(vec![Namespace {
+            kind: Kind::Net,
+            path: None,
+        }]);
         assert!(sysctl_allowed("net.ipv4.ip_forward", &ns).is_ok());
         assert!(sysctl_allowed("kernel.shmmax", &ns).is_err());
         assert!(sysctl_allowed("vm.swappiness", &ns).is_err());
