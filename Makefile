@@ -1,0 +1,60 @@
+# rs: a Rust OCI container runtime. `make demo` and `make test` work on a
+# fresh Debian (bookworm) machine with the Rust toolchain, as root.
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+CARGO ?= cargo
+DEBIAN_PKGS := runc crun busybox-static hyperfine iproute2 jq procps libseccomp-dev strace python3
+DEMO_DIR := /tmp/rsrun-demo
+
+.PHONY: all build release deps lint unit integration vm-setup test demo bench clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p rsrun
+
+# Debian packages the build, the tests and the benchmarks use.
+deps:
+	@missing=$$(for p in $(DEBIAN_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
+
+vm-setup:
+	integration/vm/setup.sh
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test -p runtime-core -p rsrun
+
+integration: build
+	$(CARGO) test -p integration -- --test-threads=2
+	integration/leakcheck.sh
+
+test: deps vm-setup lint unit integration
+
+# Build, make a busybox bundle and run one container that prints from inside.
+demo: deps release
+	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	@integration/rootfs.sh $(DEMO_DIR)/rootfs
+	@cd $(DEMO_DIR) && $(CURDIR)/target/release/rsrun spec
+	@jq '.process.terminal=false | .process.args=["sh","-c","echo \"hello from $$(hostname): pid $$$$, uid $$(id -u), $$(grep -c . /proc/self/mountinfo) mounts, caps $$(grep CapEff /proc/self/status | cut -f2)\""]' \
+		$(DEMO_DIR)/config.json > $(DEMO_DIR)/config.tmp && mv $(DEMO_DIR)/config.tmp $(DEMO_DIR)/config.json
+	@echo '$$ rsrun run --bundle $(DEMO_DIR) demo'
+	@target/release/rsrun --root /run/rsrun-demo run --bundle $(DEMO_DIR) demo-$$$$; rc=$$?; \
+		rm -rf $(DEMO_DIR) /run/rsrun-demo; exit $$rc
+
+bench: deps release
+	bench/run.sh
+
+clean:
+	$(CARGO) clean
