@@ -125,6 +125,9 @@ impl State {
 
     /// The live status.
     pub fn status(&self, root: &Root) -> Status {
+        if self.pid == 0 {
+            return Status::Creating;
+        }
         if !process_matches(self.pid, self.start_time) {
             return Status::Stopped;
         }

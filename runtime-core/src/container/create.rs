@@ -104,12 +104,11 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
     }
     cgroup.apply(&resources)?;
     let fifo = make_fifo(&dir)?;
-    let pid = spawn_init(&plan, &opts, cgroup, &fifo, &mut undo)?;
-    let st = State {
+    // Visible as "creating" (pid 0) until init is ready.
+    let mut st = State {
         id: plan.id.clone(),
-        pid,
-        start_time: state::start_time(pid)
-            .ok_or_else(|| Error::Child("container init exited during create".into()))?,
+        pid: 0,
+        start_time: 0,
         bundle: plan.bundle.clone(),
         rootfs: plan.rootfs.clone(),
         created: state::now_rfc3339(),
@@ -119,6 +118,11 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
         namespaces: plan.namespaces.clone(),
         cgroups_path: plan.cgroups_path.clone(),
     };
+    st.save(root)?;
+    let pid = spawn_init(&plan, &opts, cgroup, &fifo, &mut undo)?;
+    st.pid = pid;
+    st.start_time = state::start_time(pid)
+        .ok_or_else(|| Error::Child("container init exited during create".into()))?;
     st.save(root)?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;

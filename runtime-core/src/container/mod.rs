@@ -29,10 +29,10 @@ pub fn open(root: &Root, id: &str) -> Result<(State, Lock)> {
     Ok((state, lock))
 }
 
-/// The OCI state of one container.
+/// The OCI state of one container. Lock-free (state.json is replaced
+/// atomically), so a container still being created shows as "creating".
 pub fn state(root: &Root, id: &str) -> Result<serde_json::Value> {
-    let (st, _lock) = open(root, id)?;
-    Ok(st.oci(root))
+    Ok(State::load(root, id)?.oci(root))
 }
 
 /// All containers' OCI states, sorted by id.
