@@ -13,6 +13,7 @@ use crate::namespaces::{self, Kind};
 use crate::process::channel::{Channel, Msg};
 use crate::process::finalize;
 use crate::process::spawn::{spawn, Stage1};
+use crate::seccomp::Program;
 use crate::state::{self, Root, Status};
 
 /// Options of `exec`.
@@ -56,9 +57,18 @@ pub fn exec(root: &Root, id: &str, opts: ExecOptions) -> Result<i32> {
         joins,
         ..Stage1::default()
     };
+    // The container's seccomp profile applies to exec'd processes too.
+    let spec = crate::container::start::load_spec(&root.container_dir(id))?;
+    let seccomp = crate::spec::seccomp_of(&spec)?;
     let console = opts.console_socket.as_ref().map(|s| s.as_raw_fd());
     let spawned = spawn(stage, Some(&st.cgroup), |chan| {
-        child(&opts.process, console, opts.preserve_fds, chan)
+        child(
+            &opts.process,
+            console,
+            opts.preserve_fds,
+            seccomp.as_ref(),
+            chan,
+        )
     })?;
     drop(lock);
     spawned.chan.expect(Msg::Ready).inspect_err(|_| {
@@ -74,10 +84,11 @@ fn child(
     p: &Process,
     console: Option<i32>,
     preserve_fds: u32,
+    seccomp: Option<&Program>,
     chan: &Channel,
 ) -> Result<Infallible> {
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
-    let prepared = finalize::prepare(p, console, false, preserve_fds, || Ok(()))?;
+    let prepared = finalize::prepare(p, console, false, preserve_fds, seccomp, || Ok(()))?;
     chan.send(&Msg::Ready)?;
     finalize::exec(prepared)
 }

@@ -14,6 +14,7 @@ use oci_spec::runtime::Process;
 use crate::console;
 use crate::error::{Error, Result, SysContext};
 use crate::process::user;
+use crate::seccomp::{self, Program};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -29,13 +30,19 @@ pub struct Prepared {
 /// `preserve_fds` close-on-exec.
 /// `before_identity` runs after the terminal is set up and before privileges
 /// drop (init uses it to make the root read-only).
+///
+/// Seccomp goes in as late as possible: right before returning when
+/// no_new_privs is set; otherwise before the identity change, while we still
+/// hold CAP_SYS_ADMIN (installing a filter needs one or the other).
 pub fn prepare(
     p: &Process,
     console_socket: Option<RawFd>,
     mount_console: bool,
     preserve_fds: u32,
+    seccomp: Option<&Program>,
     before_identity: impl FnOnce() -> Result<()>,
 ) -> Result<Prepared> {
+    let nnp = p.no_new_privileges().unwrap_or(false);
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     if p.terminal().unwrap_or(false) {
         let socket = console_socket.ok_or_else(|| {
@@ -53,6 +60,9 @@ pub fn prepare(
     }
     before_identity()?;
     user::apply_rlimits(&p.rlimits().clone().unwrap_or_default())?;
+    if let (Some(prog), false) = (seccomp, nnp) {
+        seccomp::install(prog)?;
+    }
     user::apply_identity(p)?;
     enter_cwd(p.cwd())?;
     let envp = environment(p);
@@ -65,6 +75,9 @@ pub fn prepare(
     let envp = envp.iter().map(|e| cs(e)).collect::<Result<Vec<_>>>()?;
     let path = CString::new(path.as_os_str().as_bytes()).expect("path has no NUL");
     cloexec_from(3 + preserve_fds)?;
+    if let (Some(prog), true) = (seccomp, nnp) {
+        seccomp::install(prog)?;
+    }
     Ok(Prepared { path, argv, envp })
 }
 

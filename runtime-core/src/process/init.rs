@@ -69,6 +69,7 @@ pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
         a.console_socket,
         true,
         a.preserve_fds,
+        plan.seccomp.as_ref(),
         || rootfs::finish_root(plan),
     )?;
     chan.send(&Msg::Ready)?;

@@ -26,6 +26,8 @@ pub struct Plan {
     pub namespaces: Namespaces,
     /// The cgroup path requested (or the default `/rsrun/<id>`).
     pub cgroups_path: String,
+    /// `linux.seccomp`, compiled.
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// Reads and parses `<bundle>/config.json`, naming the field on a type error.
@@ -88,6 +90,7 @@ impl Plan {
         validate::spec(&spec, &namespaces)?;
         validate_process(&process, "process")?;
         let cgroups_path = cgroups_path_of(id, &spec)?;
+        let seccomp = seccomp_of(&spec)?;
         Ok(Plan {
             id: id.to_string(),
             bundle: bundle.to_path_buf(),
@@ -96,6 +99,7 @@ impl Plan {
             process,
             namespaces,
             cgroups_path,
+            seccomp,
         })
     }
 
@@ -135,6 +139,12 @@ fn namespaces_of(spec: &Spec) -> Result<Namespaces> {
         });
     }
     Ok(Namespaces(out))
+}
+
+/// Compiles the spec's seccomp profile, if any.
+pub fn seccomp_of(spec: &Spec) -> Result<Option<crate::seccomp::Program>> {
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    profile.as_ref().map(crate::seccomp::compile).transpose()
 }
 
 fn cgroups_path_of(id: &str, spec: &Spec) -> Result<String> {
