@@ -111,6 +111,26 @@ impl Runtime {
         Run::from(self.cmd(args).output().expect("spawn runtime"))
     }
 
+    /// Runs a command whose container may outlive it (`create`, `run -d`,
+    /// `exec -d`): stdout and stderr go to temp files, since a pipe would
+    /// stay open as long as the container holds it.
+    pub fn run_detached(&self, args: &[&str]) -> Run {
+        let base = std::env::temp_dir().join(unique("rstest-out"));
+        let (out, err) = (base.with_extension("out"), base.with_extension("err"));
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .expect("spawn runtime");
+        let read = |p: &Path| {
+            let s = std::fs::read_to_string(p).unwrap_or_default();
+            let _ = std::fs::remove_file(p);
+            s
+        };
+        Run { code: status.code().unwrap_or(-1), stdout: read(&out), stderr: read(&err) }
+    }
+
     /// `run --bundle B ID` in the foreground; returns the container's output.
     pub fn run_bundle(&self, b: &Bundle, id: &str) -> Run {
         self.run(&["run", "--bundle", b.dir.to_str().unwrap(), id])

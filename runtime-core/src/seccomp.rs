@@ -49,9 +49,9 @@ fn action(name: &str, errno: Option<u32>) -> Result<ScmpAction> {
 /// Compiles the profile.
 pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
     let default = action(&name_of(&s.default_action()), s.default_errno_ret())?;
-    let mut ctx = ScmpFilterContext::new(default).map_err(|e| bad(e))?;
+    let mut ctx = ScmpFilterContext::new(default).map_err(bad)?;
     // The runtime sets no_new_privs itself when the spec asks; never implicitly.
-    ctx.set_ctl_nnp(false).map_err(|e| bad(e))?;
+    ctx.set_ctl_nnp(false).map_err(bad)?;
     for arch in s.architectures().clone().unwrap_or_default() {
         let a: ScmpArch = name_of(&arch)
             .parse()
@@ -187,7 +187,7 @@ mod tests {
                             {"names":["clone"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":2114060288,"valueTwo":0,"op":"SCMP_CMP_MASKED_EQ"}]}]}"#,
         );
         let prog = compile(&p).unwrap();
-        assert!(!prog.bpf.is_empty() && prog.bpf.len() % 8 == 0);
+        assert!(!prog.bpf.is_empty() && prog.bpf.len().is_multiple_of(8));
         assert_eq!(prog.flags, 0);
     }
 
