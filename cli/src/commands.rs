@@ -36,9 +36,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             container::kill(&root, &id, sig, all)?;
             Ok(0)
         }
-        Command::Delete { force, id } => container::delete(&root, &id, force)
-            .map(|_| 0)
-            .map_err(Into::into),
+        Command::Delete { force, id } => match container::delete(&root, &id, force) {
+            // As runc: forcing the delete of a container that is gone is not an error.
+            Err(runtime_core::Error::NotFound(_)) if force => Ok(0),
+            r => r.map(|_| 0).map_err(Into::into),
+        },
         Command::Ps {
             format,
             id,

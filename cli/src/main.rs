@@ -142,11 +142,18 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     logging::init(cli.log.as_deref(), &cli.log_format, cli.debug);
+    // runc exits 255 when exec itself fails, so callers can tell that from
+    // the process exiting 1.
+    let fail = if matches!(cli.command, Command::Exec(_)) {
+        255
+    } else {
+        1
+    };
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             logging::fatal(&e);
-            1
+            fail
         }
     };
     std::process::exit(code);

@@ -345,16 +345,7 @@ impl PtyChild {
 
     /// Waits up to `timeout` for the child to exit; returns its exit code (kills it on timeout).
     pub fn wait(&mut self, timeout: std::time::Duration) -> i32 {
-        let mut code = None;
-        wait_until(timeout, || {
-            code = self.child.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
-            code.is_some()
-        });
-        code.unwrap_or_else(|| {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            panic!("pty child did not exit within {timeout:?}")
-        })
+        wait_child(&mut self.child, timeout)
     }
 }
 
@@ -384,4 +375,121 @@ pub fn read_fd_until(fd: &std::os::fd::OwnedFd, needle: &str, timeout: std::time
         }
     }
     String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Like [`run_in`] without asserting success: runs `script` in a fresh
+/// container of `b` and returns its id and the result.
+pub fn try_run_in(rt: &Runtime, b: &mut Bundle, script: &str) -> (String, Run) {
+    b.sh(script).save();
+    let id = unique("try");
+    let r = rt.run_bundle(b, &id);
+    (id, r)
+}
+
+/// `create` (not start) from `b`'s saved config; the container's stdio goes
+/// to `<bundle>/<id>.log`, so a detached init never holds our pipes open.
+/// Panics with the log on failure.
+pub fn create_logged(rt: &Runtime, b: &Bundle, id: &str) {
+    let log = b.dir.join(format!("{id}.log"));
+    let f = std::fs::File::create(&log).unwrap();
+    let st = rt
+        .cmd(&["create", "--bundle", b.path(), id])
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .status()
+        .expect("spawn runtime");
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(st.success(), "create {id} failed: {log}");
+}
+
+/// One line of /proc/self/mountinfo, split into the fields tests look at.
+#[derive(Debug, Clone)]
+pub struct MountEntry {
+    pub id: String,
+    pub parent: String,
+    pub mount_point: String,
+    /// Per-mount options ("ro", "nosuid", ...).
+    pub options: Vec<String>,
+    /// Optional fields ("shared:N", "master:N", ...).
+    pub propagation: Vec<String>,
+    pub fstype: String,
+    /// Per-superblock options ("size=4096k", "mode=710", ...).
+    pub super_options: Vec<String>,
+}
+
+impl MountEntry {
+    /// The topmost (last) mount at `mount_point` in mountinfo text; panics
+    /// with the whole table when there is none.
+    pub fn find(mountinfo: &str, mount_point: &str) -> MountEntry {
+        let line = mountinfo
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(mount_point))
+            .unwrap_or_else(|| panic!("{mount_point} not in mountinfo:\n{mountinfo}"));
+        let (left, right) = line.split_once(" - ").expect("mountinfo separator");
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        let words = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+        MountEntry {
+            id: l[0].into(),
+            parent: l[1].into(),
+            mount_point: l[4].into(),
+            options: words(l[5]),
+            propagation: l[6..].iter().map(|s| s.to_string()).collect(),
+            fstype: r[0].into(),
+            super_options: r.get(2).map(|s| words(s)).unwrap_or_default(),
+        }
+    }
+
+    pub fn has_option(&self, o: &str) -> bool {
+        self.options.iter().any(|x| x == o)
+    }
+
+    pub fn has_super_option(&self, o: &str) -> bool {
+        self.super_options.iter().any(|x| x == o)
+    }
+}
+
+/// The value of `key:` in /proc/<pid>/status text (panics if missing).
+pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    let prefix = format!("{key}:");
+    let line = status.lines().find(|l| l.starts_with(&prefix));
+    line.unwrap_or_else(|| panic!("{key} missing in {status}"))[prefix.len()..].trim()
+}
+
+/// Waits up to `timeout` for `c` to exit; returns its exit code (-1 if
+/// killed by a signal). Kills it and panics on timeout.
+pub fn wait_child(c: &mut std::process::Child, timeout: std::time::Duration) -> i32 {
+    let mut code = None;
+    wait_until(timeout, || {
+        code = c.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
+        code.is_some()
+    });
+    code.unwrap_or_else(|| {
+        let _ = c.kill();
+        let _ = c.wait();
+        panic!("child did not exit within {timeout:?}")
+    })
+}
+
+impl Runtime {
+    /// Spawns a foreground `run` of `b` as `id` with stdout piped, and waits
+    /// up to 10 s for the container to print `ready`; returns the child and
+    /// the read end of its stdout (keep it open while the container runs).
+    pub fn spawn_run_ready(&self, b: &Bundle, id: &str) -> (std::process::Child, std::os::fd::OwnedFd) {
+        let mut child = self.cmd(&["run", "--bundle", b.path(), id]).stdout(Stdio::piped()).spawn().unwrap();
+        let out: std::os::fd::OwnedFd = child.stdout.take().unwrap().into();
+        let seen = read_fd_until(&out, "ready", std::time::Duration::from_secs(10));
+        assert!(seen.contains("ready"), "container {id} never printed ready: {seen:?}");
+        (child, out)
+    }
+
+    /// Waits up to 10 s for container `id` to reach status `want`; panics otherwise.
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let mut last = String::new();
+        let ok = wait_until(std::time::Duration::from_secs(10), || {
+            last = self.status(id);
+            last == want
+        });
+        assert!(ok, "{id}: status {last:?}, want {want:?}");
+    }
 }

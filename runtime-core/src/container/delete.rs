@@ -21,10 +21,14 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     let _lock = Lock::take(&dir)?;
     let st = match State::load(root, id) {
         Ok(st) => st,
-        // A create that died half-way: nothing but the dir to remove.
-        Err(Error::NotFound(_)) if force => {
-            return std::fs::remove_dir_all(&dir).map_err(|e| Error::path("remove", &dir, e))
+        // Removed by a racing delete while we waited for the lock.
+        Err(Error::NotFound(_))
+            if !dir.join(state::FIFO).exists() && !dir.join(state::CONFIG).exists() =>
+        {
+            return Err(Error::NotFound(id.to_string()))
         }
+        // A create that died half-way: nothing but the dir to remove.
+        Err(Error::NotFound(_)) if force => return remove_dir(&dir, id),
         Err(e) => return Err(e),
     };
     let status = st.status(root);
@@ -44,7 +48,15 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
             }
         }
     }
-    std::fs::remove_dir_all(&dir).map_err(|e| Error::path("remove", &dir, e))
+    remove_dir(&dir, id)
+}
+
+fn remove_dir(dir: &std::path::Path, id: &str) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(id.to_string())),
+        Err(e) => Err(Error::path("remove", dir, e)),
+    }
 }
 
 /// SIGKILLs init and everything else in the cgroup, and waits until the

@@ -37,9 +37,15 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
             })
             .ctx(|| "wait for container init".into())?;
         if n > 0 {
-            let mut b = [0u8; 1];
-            if fifo.read(&mut b).ctx(|| "read exec fifo".into())? == 1 {
-                break;
+            let mut b = [0u8; 4096];
+            let got = fifo.read(&mut b).ctx(|| "read exec fifo".into())?;
+            match b[..got].split_first() {
+                Some((b'0', _)) => break,
+                Some((b'E', msg)) => {
+                    let _ = std::fs::remove_file(&fifo_path);
+                    return Err(Error::Hook(String::from_utf8_lossy(msg).into_owned()));
+                }
+                _ => {}
             }
         }
         if !state::process_matches(st.pid, st.start_time) {

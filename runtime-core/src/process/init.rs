@@ -73,8 +73,9 @@ pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
         || rootfs::finish_root(plan),
     )?;
     chan.send(&Msg::Ready)?;
-    wait_for_start(a.fifo)?;
-    run_hooks(&plan.spec, Point::StartContainer, plan, host_pid, "running")?;
+    wait_for_start(a.fifo, || {
+        run_hooks(&plan.spec, Point::StartContainer, plan, host_pid, "created")
+    })?;
     finalize::exec(prepared)
 }
 
@@ -145,13 +146,22 @@ fn join_session_keyring(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens the FIFO for reading, then hands it a byte.
-fn wait_for_start(fifo: RawFd) -> Result<()> {
+/// Blocks until `start` opens the FIFO for reading, runs the startContainer
+/// hooks (so `start` returns only after them), then answers "0", or the
+/// hook's error for `start` to report.
+fn wait_for_start(fifo: RawFd, hooks: impl FnOnce() -> Result<()>) -> Result<()> {
+    use std::io::Write;
     let path = format!("/proc/self/fd/{fifo}");
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .ctx(|| "open exec fifo".into())?;
-    use std::io::Write;
+    if let Err(e) = hooks() {
+        // One write below PIPE_BUF is atomic: `start` reads it whole.
+        let mut msg = format!("E{e}");
+        msg.truncate(4000);
+        let _ = (&f).write_all(msg.as_bytes());
+        return Err(e);
+    }
     (&f).write_all(b"0").ctx(|| "write exec fifo".into())
 }

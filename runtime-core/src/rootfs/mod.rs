@@ -11,7 +11,10 @@ pub mod paths;
 
 use std::path::Path;
 
+use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::fchdir;
 
 use crate::cgroups::Cgroup;
 use crate::error::{Result, SysContext};
@@ -87,8 +90,8 @@ fn root_propagation(plan: &Plan) -> Option<MsFlags> {
 /// Switches the process's root to the rootfs (pivot_root, or MS_MOVE +
 /// chroot with `--no-pivot`).
 pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
     if no_pivot {
+        nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
         mount(
             Some(rootfs),
             "/",
@@ -98,20 +101,26 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
         )
         .ctx(|| "move rootfs to /".into())?;
         nix::unistd::chroot(".").ctx(|| "chroot".into())?;
-    } else {
-        nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
-        // The old root is now stacked under "."; make sure its unmount cannot
-        // propagate anywhere, then detach it.
-        mount(
-            None::<&str>,
-            ".",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .ctx(|| "make old root a slave".into())?;
-        umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root".into())?;
+        return nix::unistd::chdir("/").ctx(|| "chdir /".into());
     }
+    let dir = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let old_root = open("/", dir, Mode::empty()).ctx(|| "open old root".into())?;
+    let new_root = open(rootfs, dir, Mode::empty()).ctx(|| format!("open {}", rootfs.display()))?;
+    fchdir(&new_root).ctx(|| format!("chdir {}", rootfs.display()))?;
+    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    // The old root is now stacked on the new one. Act on it through its fd
+    // (the kernel does not promise where "." is after pivot_root): make it a
+    // slave so its unmount cannot propagate anywhere, then detach it.
+    fchdir(&old_root).ctx(|| "chdir to old root".into())?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "make old root a slave".into())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root".into())?;
     nix::unistd::chdir("/").ctx(|| "chdir /".into())
 }
 
