@@ -13,6 +13,7 @@ use crate::error::{Error, Result, SysContext};
 use crate::hooks::{self, Point};
 use crate::namespaces::{self, Kind};
 use crate::process::channel::Msg;
+use crate::process::fork;
 use crate::process::init::{self, InitArgs};
 use crate::process::spawn::{spawn, Stage1};
 use crate::spec::Plan;
@@ -214,7 +215,17 @@ fn spawn_init(
     })?;
     undo.pid = Some(spawned.pid);
     loop {
-        match spawned.chan.expect_any("becoming ready")? {
+        let msg = spawned
+            .chan
+            .expect_any("becoming ready")
+            .map_err(|e| match e {
+                Error::Child(m) if m.contains("exited before") => {
+                    undo.pid = None; // reaped here
+                    Error::Child(format!("{m}: {}", fork::describe_exit(spawned.pid)))
+                }
+                e => e,
+            })?;
+        match msg {
             Msg::Ready => return Ok(spawned.pid),
             Msg::RuntimeHooks => {
                 let annotations = plan.spec.annotations().clone().unwrap_or_default();

@@ -67,6 +67,21 @@ pub fn set_name(name: &str) {
     }
 }
 
+/// Waits for a child that is exiting and says how it ended, e.g. "killed by
+/// signal SIGKILL (out of memory? check linux.resources.memory)".
+pub fn describe_exit(pid: i32) -> String {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
+        Ok(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)) => {
+            "killed by SIGKILL (out of memory? check linux.resources.memory)".into()
+        }
+        Ok(WaitStatus::Signaled(_, s, _)) => format!("killed by {s}"),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
 /// Waits for a child and returns its wait status as a shell-style code.
 pub fn wait_code(pid: i32) -> Result<i32> {
     use nix::sys::wait::{waitpid, WaitStatus};

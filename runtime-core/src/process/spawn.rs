@@ -66,11 +66,21 @@ pub fn spawn(
         Forked::Parent(s1) => {
             drop(child);
             let res = drive_stage1(s1, &stage, cgroup, &parent);
-            if res.is_err() {
-                let _ = kill(Pid::from_raw(s1), Signal::SIGKILL);
+            match res {
+                Ok(pid) => {
+                    let _ = fork::wait_code(s1);
+                    Ok(Spawned { pid, chan: parent })
+                }
+                // EOF: stage 1 died without a word; say how.
+                Err(Error::Child(msg)) if msg.contains("exited before") => {
+                    Err(Error::Child(format!("{msg}: {}", fork::describe_exit(s1))))
+                }
+                Err(e) => {
+                    let _ = kill(Pid::from_raw(s1), Signal::SIGKILL);
+                    let _ = fork::wait_code(s1);
+                    Err(e)
+                }
             }
-            let _ = fork::wait_code(s1);
-            res.map(|pid| Spawned { pid, chan: parent })
         }
     }
 }
