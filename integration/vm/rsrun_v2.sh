@@ -1,0 +1,88 @@
+#!/bin/sh
+# Runs INSIDE the VM (busybox sh, pure cgroup v2): rsrun's cgroup v2 limits
+# read back from inside containers, and create/list/start/exec/delete.
+#   integration/vm/run.sh DIR_WITH_RSRUN integration/vm/rsrun_v2.sh
+# (integration/tests/cgroupv2.rs does this in `make test`.) Prints one
+# "ok   - NAME = VALUE" or "FAIL - ..." line per check; exits non-zero on any FAIL.
+set -u
+fails=0
+ok()   { echo "ok   - $*"; }
+fail() { echo "FAIL - $*"; fails=$((fails+1)); }
+check() { # check NAME EXPECTED ACTUAL
+    if [ "$2" = "$3" ]; then ok "$1 = $3"; else fail "$1: expected '$2', got '$3'"; fi
+}
+
+CG=/sys/fs/cgroup
+R="rsrun --root /run/rstest"
+command -v rsrun >/dev/null || { echo "FAIL - rsrun not in PATH (put it in BIN_DIR)"; exit 1; }
+
+# The limits (OCI values) and what cgroup v2 must show for them.
+MEM=67108864 RESERVE=33554432 SWAP=134217728 SHARES=1024 QUOTA=50000 PERIOD=100000 PIDS=20
+WEIGHT=$((1 + ((SHARES - 2) * 9999) / 262142))   # runc's shares -> cpu.weight
+SWAP_MAX=$((SWAP - MEM))                           # OCI swap is memory+swap
+CPU=$(($(nproc) - 1))                               # the last CPU
+
+# ---- bundle: busybox rootfs + `rsrun spec` edited with sed
+B=/tmp/v2bundle
+mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/sys $B/rootfs/dev $B/rootfs/tmp
+cp /bin/busybox $B/rootfs/bin/busybox
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox $B/rootfs/bin/$a; done
+cd $B || exit 1
+rsrun spec || { echo "FAIL - rsrun spec"; exit 1; }
+cp config.json spec.json
+
+# make_config ID ARGS: cgroupsPath /rstest/ID, a cgroup namespace, the limits above.
+make_config() {
+    sed -e 's/"terminal": true/"terminal": false/' \
+        -e "/\"args\": \[/,/\]/ s|\"sh\"|$2|" \
+        -e "s|\"linux\": {|\"linux\": { \"cgroupsPath\": \"/rstest/$1\",|" \
+        -e 's/"type": "mount"/"type": "mount" }, { "type": "cgroup"/' \
+        -e "s/\"resources\": {/\"resources\": { \"memory\": { \"limit\": $MEM, \"reservation\": $RESERVE, \"swap\": $SWAP }, \
+\"cpu\": { \"shares\": $SHARES, \"quota\": $QUOTA, \"period\": $PERIOD, \"cpus\": \"$CPU\" }, \"pids\": { \"limit\": $PIDS },/" \
+        spec.json >config.json
+    grep -q "\"limit\": $PIDS" config.json && grep -q '"type": "cgroup"' config.json \
+        || { echo "FAIL - config.json edit for $1"; cat config.json; exit 1; }
+}
+
+# ---- 1. limits read back inside a container (its cgroup is the root of its cgroupns)
+FILES="memory.max memory.low memory.swap.max cpu.weight cpu.max cpuset.cpus pids.max"
+make_config v2run "\"sh\", \"-c\", \"for f in $FILES; do echo \$f=\$(cat /sys/fs/cgroup/\$f); done; echo cgroup=\$(cat /proc/self/cgroup)\""
+out=$($R run v2run 2>&1)
+rc=$?
+echo "container output (rc=$rc):"; echo "$out" | sed 's/^/    /'
+check "run exit code" 0 "$rc"
+val() { echo "$out" | sed -n "s/^$1=//p"; }
+check memory.max "$MEM" "$(val memory.max)"
+check memory.low "$RESERVE" "$(val memory.low)"
+check memory.swap.max "$SWAP_MAX" "$(val memory.swap.max)"
+check cpu.weight "$WEIGHT" "$(val cpu.weight)"
+check cpu.max "$QUOTA $PERIOD" "$(val cpu.max)"
+check cpuset.cpus "$CPU" "$(val cpuset.cpus)"
+check pids.max "$PIDS" "$(val pids.max)"
+check "/proc/self/cgroup in cgroupns" "0::/" "$(val cgroup)"
+check "run: cgroup after exit" "" "$(ls -d $CG/rstest/v2run 2>/dev/null)"
+
+# ---- 2. lifecycle: create, list, start, exec, delete
+status() { $R state v2life 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
+make_config v2life '"sleep", "60"'
+$R create v2life >/tmp/v2life.log 2>&1
+check "create exit code" 0 "$?"
+cat /tmp/v2life.log
+check "status after create" created "$(status)"
+check "list -q" v2life "$($R list -q)"
+pid=$($R state v2life | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+check "init in the container's cgroup" "0::/rstest/v2life" "$(cat /proc/$pid/cgroup 2>&1)"
+check "host memory.max" "$MEM" "$(cat $CG/rstest/v2life/memory.max 2>&1)"
+check "host pids.max" "$PIDS" "$(cat $CG/rstest/v2life/pids.max 2>&1)"
+$R start v2life
+check "start exit code" 0 "$?"
+check "status after start" running "$(status)"
+check "exec reads its pids.max" "$PIDS" "$($R exec v2life cat /sys/fs/cgroup/pids.max 2>&1)"
+$R delete -f v2life
+check "delete -f exit code" 0 "$?"
+check "list after delete" "" "$($R list -q)"
+check "delete: cgroup left" "" "$(ls -d $CG/rstest/v2life 2>/dev/null)"
+check "leftover cgroups" "" "$(find $CG -mindepth 1 -type d)"
+
+echo "rsrun_v2: $fails failure(s)"
+[ $fails -eq 0 ]
