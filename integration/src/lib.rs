@@ -23,24 +23,36 @@ pub fn rsrun_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
     target.join("debug/rsrun")
 }
 
 /// Repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A unique id for this process and call: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Fails the test unless running as root (these tests are root-only by design).
 pub fn require_root() {
-    assert!(nix::unistd::geteuid().is_root(), "integration tests must run as root (make test does)");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "integration tests must run as root (make test does)"
+    );
 }
 
 /// Captured result of a command.
@@ -62,13 +74,21 @@ impl Run {
 
     /// Asserts exit 0 and returns stdout.
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "command failed: stdout={:?} stderr={:?}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed: stdout={:?} stderr={:?}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 
     /// Asserts a non-zero exit and returns stderr.
     pub fn err(&self) -> &str {
-        assert_ne!(self.code, 0, "command unexpectedly succeeded: stdout={:?}", self.stdout);
+        assert_ne!(
+            self.code, 0,
+            "command unexpectedly succeeded: stdout={:?}",
+            self.stdout
+        );
         &self.stderr
     }
 }
@@ -128,7 +148,11 @@ impl Runtime {
             let _ = std::fs::remove_file(p);
             s
         };
-        Run { code: status.code().unwrap_or(-1), stdout: read(&out), stderr: read(&err) }
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: read(&out),
+            stderr: read(&err),
+        }
     }
 
     /// `run --bundle B ID` in the foreground; returns the container's output.
@@ -143,12 +167,19 @@ impl Runtime {
 
     /// The status string of a container.
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap_or_default().to_string()
+        self.state(id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Ids in this root.
     pub fn ids(&self) -> Vec<String> {
-        self.run(&["list", "-q"]).ok().lines().map(str::to_string).collect()
+        self.run(&["list", "-q"])
+            .ok()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -174,15 +205,25 @@ impl Bundle {
         require_root();
         let dir = std::env::temp_dir().join(unique("rstest-bundle"));
         std::fs::create_dir_all(&dir).unwrap();
-        let st = Command::new(repo_root().join("integration/rootfs.sh")).arg(dir.join("rootfs")).status().unwrap();
+        let st = Command::new(repo_root().join("integration/rootfs.sh"))
+            .arg(dir.join("rootfs"))
+            .status()
+            .unwrap();
         assert!(st.success(), "rootfs.sh failed");
-        let spec = Command::new(rsrun_bin()).args(["spec", "--bundle"]).arg(&dir).status().unwrap();
+        let spec = Command::new(rsrun_bin())
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .status()
+            .unwrap();
         assert!(spec.success(), "rsrun spec failed");
         let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
         let mut config: Value = serde_json::from_str(&text).unwrap();
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(["true"]);
-        let cg = format!("{CGROUP_PARENT}/{}", dir.file_name().unwrap().to_str().unwrap());
+        let cg = format!(
+            "{CGROUP_PARENT}/{}",
+            dir.file_name().unwrap().to_str().unwrap()
+        );
         config["linux"]["cgroupsPath"] = json!(cg);
         Bundle { dir, config }
     }
@@ -195,7 +236,11 @@ impl Bundle {
 
     /// Writes config.json.
     pub fn save(&self) -> &Self {
-        std::fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
         self
     }
 
@@ -238,7 +283,10 @@ pub fn alive(pid: i32) -> bool {
 pub fn cgroup_exists(cgroups_path: &str) -> bool {
     let rel = cgroups_path.trim_start_matches('/');
     std::fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().join(rel).exists()))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .any(|e| e.path().join(rel).exists())
+        })
         .unwrap_or(false)
         || Path::new("/sys/fs/cgroup").join(rel).exists()
 }
@@ -246,7 +294,10 @@ pub fn cgroup_exists(cgroups_path: &str) -> bool {
 impl Bundle {
     /// The `linux.cgroupsPath` this bundle's containers get.
     pub fn cgroups_path(&self) -> String {
-        self.config["linux"]["cgroupsPath"].as_str().unwrap_or_default().to_string()
+        self.config["linux"]["cgroupsPath"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -272,7 +323,9 @@ pub fn container_pids(id: &str, cgroups_path: &str) -> Vec<i32> {
     let cg = format!(":{cgroups_path}\n");
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if pid == me {
             continue;
         }
@@ -293,10 +346,20 @@ pub fn assert_nothing_left(rt: &Runtime, b: &Bundle, id: &str) {
     let cg = b.cgroups_path();
     assert!(!cgroup_exists(&cg), "cgroup {cg} left behind");
     // Processes may take a moment to be reaped by their (gone) parent.
-    let gone = wait_until(std::time::Duration::from_secs(2), || container_pids(id, &cg).is_empty());
-    assert!(gone, "processes of {id} left behind: {:?}", container_pids(id, &cg));
+    let gone = wait_until(std::time::Duration::from_secs(2), || {
+        container_pids(id, &cg).is_empty()
+    });
+    assert!(
+        gone,
+        "processes of {id} left behind: {:?}",
+        container_pids(id, &cg)
+    );
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mi.contains(b.path()), "host mount of {} left behind:\n{mi}", b.path());
+    assert!(
+        !mi.contains(b.path()),
+        "host mount of {} left behind:\n{mi}",
+        b.path()
+    );
 }
 
 /// A command whose stdin, stdout and stderr are the slave side of a fresh
@@ -330,7 +393,10 @@ impl PtyChild {
         // Our copies of the slave are dropped with `cmd`'s Stdio, so the
         // master sees EIO once the child side is all closed.
         drop(cmd);
-        PtyChild { child, master: pty.master }
+        PtyChild {
+            child,
+            master: pty.master,
+        }
     }
 
     /// Types `s` into the terminal.
@@ -351,7 +417,11 @@ impl PtyChild {
 
 /// Reads `fd` (a pty master or pipe) until `needle` is seen, EOF/EIO, or
 /// `timeout`; returns everything read, lossily decoded.
-pub fn read_fd_until(fd: &std::os::fd::OwnedFd, needle: &str, timeout: std::time::Duration) -> String {
+pub fn read_fd_until(
+    fd: &std::os::fd::OwnedFd,
+    needle: &str,
+    timeout: std::time::Duration,
+) -> String {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
     let deadline = std::time::Instant::now() + timeout;
@@ -475,11 +545,22 @@ impl Runtime {
     /// Spawns a foreground `run` of `b` as `id` with stdout piped, and waits
     /// up to 10 s for the container to print `ready`; returns the child and
     /// the read end of its stdout (keep it open while the container runs).
-    pub fn spawn_run_ready(&self, b: &Bundle, id: &str) -> (std::process::Child, std::os::fd::OwnedFd) {
-        let mut child = self.cmd(&["run", "--bundle", b.path(), id]).stdout(Stdio::piped()).spawn().unwrap();
+    pub fn spawn_run_ready(
+        &self,
+        b: &Bundle,
+        id: &str,
+    ) -> (std::process::Child, std::os::fd::OwnedFd) {
+        let mut child = self
+            .cmd(&["run", "--bundle", b.path(), id])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let out: std::os::fd::OwnedFd = child.stdout.take().unwrap().into();
         let seen = read_fd_until(&out, "ready", std::time::Duration::from_secs(10));
-        assert!(seen.contains("ready"), "container {id} never printed ready: {seen:?}");
+        assert!(
+            seen.contains("ready"),
+            "container {id} never printed ready: {seen:?}"
+        );
         (child, out)
     }
 

@@ -241,7 +241,6 @@ fn runc_then_rsrun<G>(script: &str, setup: impl Fn(&mut Bundle) -> G, check: imp
 }
 
 #[test]
-#[ignore = "BUG: recursive options (rro, rnosuid, rnodev, rnoexec) are silently ignored: an rbind+rro mount stays read-write"]
 fn recursive_mount_options_reach_submounts() {
     let setup = |b: &mut Bundle| {
         let src = b.dir.join("rsrc");
@@ -273,7 +272,6 @@ fn recursive_mount_options_reach_submounts() {
 }
 
 #[test]
-#[ignore = "BUG: 'nosymfollow' is handed to the filesystem as data, so the mount fails with EINVAL (runc sets MS_NOSYMFOLLOW)"]
 fn nosymfollow_mount_option() {
     let setup = |b: &mut Bundle| {
         add_mount(
@@ -293,7 +291,6 @@ fn nosymfollow_mount_option() {
 }
 
 #[test]
-#[ignore = "BUG: runc's 'tmpcopyup' is handed to tmpfs as data, so the mount fails with EINVAL"]
 fn tmpcopyup_fills_the_tmpfs_from_the_rootfs() {
     let setup = |b: &mut Bundle| {
         add_mount(

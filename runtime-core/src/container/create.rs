@@ -93,17 +93,6 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
     cgroup.create()?;
     let cgroup = &cgroup;
     undo.cgroup = Some(cgroup);
-    let mut resources = plan
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().clone())
-        .unwrap_or_default();
-    if resources.devices().is_none() {
-        // Unset devices still means "deny all but the defaults", never "allow all".
-        resources.set_devices(Some(Vec::new()));
-    }
-    cgroup.apply(&resources)?;
     let fifo = make_fifo(&dir)?;
     // Visible as "creating" (pid 0) until init is ready.
     let mut st = State {
@@ -183,7 +172,18 @@ fn stage1_of(plan: &Plan) -> Result<Stage1> {
         gid_maps: linux.gid_mappings().clone().unwrap_or_default(),
         unshare: plan.namespaces.unshare_flags(),
         time_offsets: time_offsets.filter(|s| !s.is_empty()),
+        resources: Some(resources_of(&linux)),
     })
+}
+
+/// The cgroup resources to apply; unset devices still mean "deny all but
+/// the defaults", never "allow all".
+fn resources_of(linux: &oci_spec::runtime::Linux) -> oci_spec::runtime::LinuxResources {
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    if resources.devices().is_none() {
+        resources.set_devices(Some(Vec::new()));
+    }
+    resources
 }
 
 /// Spawns init and drives it to Ready, running the runtime-namespace hooks

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxIdMapping;
+use oci_spec::runtime::{LinuxIdMapping, LinuxResources};
 
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result, SysContext};
@@ -27,6 +27,10 @@ pub struct Stage1 {
     pub unshare: CloneFlags,
     /// Contents for /proc/self/timens_offsets when a time namespace is created.
     pub time_offsets: Option<String>,
+    /// cgroup limits, applied by the parent once stage 1 is in the cgroup (as
+    /// runc does): a limit below what is already used then fails with the
+    /// kernel's EBUSY naming the file, instead of OOM-killing init later.
+    pub resources: Option<LinuxResources>,
 }
 
 impl Default for Stage1 {
@@ -38,6 +42,7 @@ impl Default for Stage1 {
             gid_maps: Vec::new(),
             unshare: CloneFlags::empty(),
             time_offsets: None,
+            resources: None,
         }
     }
 }
@@ -88,6 +93,9 @@ pub fn spawn(
 fn drive_stage1(s1: i32, stage: &Stage1, cgroup: Option<&Cgroup>, chan: &Channel) -> Result<i32> {
     if let Some(cg) = cgroup {
         cg.add_pid(s1)?;
+        if let Some(r) = &stage.resources {
+            cg.apply(r)?;
+        }
     }
     chan.send(&Msg::Go)?;
     if stage.new_user {

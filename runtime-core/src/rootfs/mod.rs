@@ -3,6 +3,7 @@
 //! rootfs bind, the spec's mounts in order, /dev, pivot_root, and finally the
 //! read-only root, masked and read-only paths.
 
+mod copyup;
 pub mod devices;
 mod masked;
 pub mod mounts;

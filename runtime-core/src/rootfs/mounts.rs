@@ -10,6 +10,7 @@ use oci_spec::runtime::Mount;
 
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result, SysContext};
+use crate::rootfs::copyup;
 use crate::rootfs::options::{self, MountOptions};
 use crate::rootfs::paths::{self, Leaf};
 
@@ -59,9 +60,52 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
         let src = source.clone().unwrap_or_else(|| PathBuf::from(&typ));
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         mount(Some(&src), &tpath, Some(typ.as_str()), opts.flags, data).ctx(|| what(""))?;
+        if opts.tmpcopyup {
+            // `target` still names the covered directory: copy it up.
+            copyup::copy_tree(&target, &real).ctx(|| what("(tmpcopyup) "))?;
+        }
+    }
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        set_recursive(&real, opts.rec_set, opts.rec_clr).ctx(|| what("(recursive options) "))?;
     }
     for p in &opts.propagation {
         mount(None::<&str>, &real, None::<&str>, *p, None::<&str>).ctx(|| what("propagation "))?;
+    }
+    Ok(())
+}
+
+/// mount_setattr(2) with AT_RECURSIVE: `rro`, `rnosuid`, ... on a whole subtree.
+fn set_recursive(target: &Path, set: u64, clr: u64) -> std::io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    // SAFETY: path is a valid C string and attr a live, correctly sized
+    // mount_attr for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -14,6 +14,52 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     /// Filesystem-specific options, comma-joined.
     pub data: String,
+    /// Recursive attributes (`rro`, `rnosuid`, ...) for mount_setattr(2):
+    /// MOUNT_ATTR_* bits to set and to clear on the whole subtree.
+    pub rec_set: u64,
+    pub rec_clr: u64,
+    /// runc's `tmpcopyup`: fill a new tmpfs with what it covers.
+    pub tmpcopyup: bool,
+}
+
+/// MOUNT_ATTR_* values (linux/mount.h).
+pub mod attr {
+    pub const RDONLY: u64 = 0x1;
+    pub const NOSUID: u64 = 0x2;
+    pub const NODEV: u64 = 0x4;
+    pub const NOEXEC: u64 = 0x8;
+    pub const ATIME_MASK: u64 = 0x70;
+    pub const RELATIME: u64 = 0x0;
+    pub const NOATIME: u64 = 0x10;
+    pub const STRICTATIME: u64 = 0x20;
+    pub const NODIRATIME: u64 = 0x80;
+    pub const NOSYMFOLLOW: u64 = 0x20_0000;
+}
+
+/// MS_NOSYMFOLLOW (Linux 5.10), not in every libc binding.
+pub const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
+/// (set, clear) MOUNT_ATTR bits for a recursive option.
+fn recursive(opt: &str) -> Option<(u64, u64)> {
+    use attr::*;
+    Some(match opt {
+        "rro" => (RDONLY, 0),
+        "rrw" => (0, RDONLY),
+        "rnosuid" => (NOSUID, 0),
+        "rsuid" => (0, NOSUID),
+        "rnodev" => (NODEV, 0),
+        "rdev" => (0, NODEV),
+        "rnoexec" => (NOEXEC, 0),
+        "rexec" => (0, NOEXEC),
+        "rnodiratime" => (NODIRATIME, 0),
+        "rdiratime" => (0, NODIRATIME),
+        "rrelatime" => (RELATIME, ATIME_MASK),
+        "rnoatime" => (NOATIME, ATIME_MASK),
+        "rstrictatime" => (STRICTATIME, ATIME_MASK),
+        "rnosymfollow" => (NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 impl Default for MountOptions {
@@ -23,6 +69,9 @@ impl Default for MountOptions {
             cleared: MsFlags::empty(),
             propagation: Vec::new(),
             data: String::new(),
+            rec_set: 0,
+            rec_clr: 0,
+            tmpcopyup: false,
         }
     }
 }
@@ -45,6 +94,15 @@ pub fn parse(options: &[String]) -> MountOptions {
     for opt in options {
         if let Some(p) = propagation(opt) {
             o.propagation.push(p);
+            continue;
+        }
+        if let Some((set, clr)) = recursive(opt) {
+            o.rec_set = (o.rec_set & !clr & !set) | set;
+            o.rec_clr = (o.rec_clr & !set) | clr;
+            continue;
+        }
+        if opt == "tmpcopyup" {
+            o.tmpcopyup = true;
             continue;
         }
         match flag(opt) {
@@ -94,6 +152,8 @@ fn flag(opt: &str) -> Option<(bool, MsFlags)> {
         "silent" => (true, MsFlags::MS_SILENT),
         "loud" => (false, MsFlags::MS_SILENT),
         "bind" => (true, MsFlags::MS_BIND),
+        "nosymfollow" => (true, MS_NOSYMFOLLOW),
+        "symfollow" => (false, MS_NOSYMFOLLOW),
         "rbind" => (true, MsFlags::MS_BIND | MsFlags::MS_REC),
         _ => return None,
     };
@@ -136,6 +196,23 @@ mod tests {
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(o.data, "mode=755,size=65536k");
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+    }
+
+    #[test]
+    fn recursive_and_runc_extensions() {
+        let o = parse(&s(&[
+            "rbind",
+            "rro",
+            "rnosuid",
+            "rrelatime",
+            "nosymfollow",
+            "tmpcopyup",
+        ]));
+        assert_eq!(o.rec_set, attr::RDONLY | attr::NOSUID);
+        assert_eq!(o.rec_clr, attr::ATIME_MASK);
+        assert!(o.flags.contains(MS_NOSYMFOLLOW) && o.tmpcopyup && o.data.is_empty());
+        let o = parse(&s(&["rro", "rrw"]));
+        assert_eq!((o.rec_set, o.rec_clr), (0, attr::RDONLY));
     }
 
     #[test]
