@@ -40,7 +40,12 @@ integration: build
 	$(CARGO) test -p integration -- --test-threads=2
 	integration/leakcheck.sh
 
-test: deps vm-setup lint unit integration
+# Unit and integration output goes to target/test.log too; the last line
+# sums every cargo test result ("total: N passed, M failed, K skipped").
+test: deps vm-setup lint
+	@mkdir -p target
+	@set -o pipefail; $(MAKE) --no-print-directory unit integration 2>&1 | tee target/test.log
+	@integration/summary.sh target/test.log
 
 # Build, make a busybox bundle and run one container that prints from inside.
 demo: deps release
