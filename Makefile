@@ -14,8 +14,14 @@ all: build
 build:
 	$(CARGO) build --workspace
 
+# The release binary is static (glibc and libseccomp linked in): no dynamic
+# loader work at every container start, nothing to swap under a running rsrun.
+TARGET := x86_64-unknown-linux-gnu
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+RSRUN_RELEASE := target/$(TARGET)/release/rsrun
 release:
-	$(CARGO) build --release -p rsrun
+	RUSTFLAGS="-C target-feature=+crt-static" LIBSECCOMP_LINK_TYPE=static \
+	LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH) $(CARGO) build --release -p rsrun --target $(TARGET)
 
 # Debian packages the build, the tests and the benchmarks use.
 deps:
@@ -51,11 +57,11 @@ test: deps vm-setup lint
 demo: deps release
 	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	@integration/rootfs.sh $(DEMO_DIR)/rootfs
-	@cd $(DEMO_DIR) && $(CURDIR)/target/release/rsrun spec
+	@cd $(DEMO_DIR) && $(CURDIR)/$(RSRUN_RELEASE) spec
 	@jq '.process.terminal=false | .process.args=["sh","-c","echo \"hello from $$(hostname): pid $$$$, uid $$(id -u), $$(grep -c . /proc/self/mountinfo) mounts, caps $$(grep CapEff /proc/self/status | cut -f2)\""]' \
 		$(DEMO_DIR)/config.json > $(DEMO_DIR)/config.tmp && mv $(DEMO_DIR)/config.tmp $(DEMO_DIR)/config.json
 	@echo '$$ rsrun run --bundle $(DEMO_DIR) demo'
-	@target/release/rsrun --root /run/rsrun-demo run --bundle $(DEMO_DIR) demo-$$$$; rc=$$?; \
+	@$(RSRUN_RELEASE) --root /run/rsrun-demo run --bundle $(DEMO_DIR) demo-$$$$; rc=$$?; \
 		rm -rf $(DEMO_DIR) /run/rsrun-demo; exit $$rc
 
 bench: deps release

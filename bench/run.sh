@@ -3,7 +3,7 @@
 # with hyperfine, and print the medians plus rs/runc and rs/crun.
 #
 #   bench/run.sh [RUNS]          RUNS defaults to 30 (after 3 warmup runs)
-#   RSRUN=path/to/rsrun          default: target/release/rsrun in the repo
+#   RSRUN=path/to/rsrun          default: the static release build (make release)
 #   BENCH_JSON=file              keep hyperfine's JSON export there
 #
 # Must run as root. Everything lives in one mktemp dir that is removed on exit;
@@ -12,7 +12,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-30}
-rsrun=${RSRUN:-$repo/target/release/rsrun}
+rsrun=${RSRUN:-$repo/target/x86_64-unknown-linux-gnu/release/rsrun}
 id=rsbench
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [RUNS]" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "$0: must run as root" >&2; exit 1; }
@@ -34,7 +34,8 @@ if [ -z "${RS_BENCH_IN_NS:-}" ] && [ -n "$(cat "$controllers" 2>/dev/null)" ] &&
     RS_BENCH_IN_NS=1 exec unshare --mount --propagation private -- "$0" "$@"
 fi
 
-work=$(mktemp -d /tmp/rs-bench.XXXXXX)
+# State roots on tmpfs, where every runtime keeps them by default (/run).
+work=$(mktemp -d /run/rs-bench.XXXXXX)
 names=() cmds=()
 cleanup() {
     local i

@@ -252,12 +252,17 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     )
 }
 
-/// Name of a uid from the host's /etc/passwd, or the number.
+/// Name of a uid from the host's /etc/passwd, or the number. Read directly
+/// (no NSS), so a static rsrun behaves the same.
 pub fn owner_name(uid: u32) -> String {
-    nix::unistd::User::from_uid(uid.into())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
         .unwrap_or_else(|| uid.to_string())
 }
 
