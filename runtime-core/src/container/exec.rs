@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::Process;
 
 use crate::container::{open, require};
-use crate::error::{Error, Result, SysContext};
+use crate::error::{Error, Result};
 use crate::namespaces::{self, Kind};
 use crate::process::channel::{Channel, Msg};
 use crate::process::finalize;
@@ -87,7 +87,6 @@ fn child(
     seccomp: Option<&Program>,
     chan: &Channel,
 ) -> Result<Infallible> {
-    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
     let prepared = finalize::prepare(p, console, false, preserve_fds, seccomp, || Ok(()))?;
     chan.send(&Msg::Ready)?;
     finalize::exec(prepared)

@@ -33,8 +33,6 @@ pub struct InitArgs<'a> {
 /// Init's whole life: set up, report Ready, wait for `start`, exec.
 pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
     let plan = a.plan;
-    // No /proc/PID/exe access to the host binary while we run it (CVE-2019-5736).
-    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
     let host_pid = host_pid()?;
     rootfs::prepare(plan, a.cgroup)?;
     if a.runtime_hooks {

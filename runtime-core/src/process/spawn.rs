@@ -117,6 +117,10 @@ fn stage1(
     job: impl FnOnce(&Channel) -> Result<Infallible>,
 ) -> Result<Infallible> {
     fork::set_name("rs:[1:STAGE]");
+    // Before anything can enter the container's pid namespace: the host
+    // binary's /proc/PID/exe must never be reachable from it (CVE-2019-5736).
+    // The flag is inherited by the clone below and reset by its execve.
+    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
     chan.expect(Msg::Go)?;
     for j in &stage.joins {
         namespaces::join(j)?;
