@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 CARGO ?= cargo
-DEBIAN_PKGS := pkg-config runc crun busybox-static hyperfine iproute2 jq procps libseccomp-dev strace python3
+DEBIAN_PKGS := pkg-config containerd runc crun busybox-static hyperfine iproute2 jq procps libseccomp-dev strace python3
 DEMO_DIR := /tmp/rsrun-demo
 
 .PHONY: all build release deps lint unit integration vm-setup test demo bench clean

@@ -9,7 +9,7 @@ leaks=()
 shopt -s nullglob
 
 for d in /run/rstest/*; do leaks+=("state root: $d ($(ls "$d" | tr '\n' ' '))"); done
-for d in /tmp/rstest-bundle-*; do leaks+=("bundle dir: $d"); done
+for d in /tmp/rstest-bundle-* /tmp/rstest-ctrd-*; do leaks+=("test dir: $d"); done
 
 for h in /sys/fs/cgroup/*/rstest /sys/fs/cgroup/rstest; do
     [ -d "$h" ] || continue
@@ -24,7 +24,7 @@ done
 m=$(grep -E 'rstest|/run/rsrun' /proc/self/mountinfo | awk '{print $5}')
 [ -n "$m" ] && leaks+=("mounts: $(echo "$m" | tr '\n' ' ')")
 
-p=$(ps -eo pid=,args= | grep -E 'rs:\[[12]:|target/(debug|release)/rsrun' | grep -v grep)
+p=$(ps -eo pid=,args= | grep -E 'rs:\[[12]:|target/.*/rsrun|containerd --config /tmp/rstest|shim-runc-v2 -namespace rstest' | grep -v grep)
 [ -n "$p" ] && leaks+=("processes: $p")
 
 n=$(ip netns list 2>/dev/null | grep rstest)
