@@ -157,3 +157,41 @@ fn exec_preserve_fds_passes_an_extra_fd() {
     );
     rt.run(&["delete", "-f", &id]).ok();
 }
+
+/// Container processes start with no signal blocked or ignored, whatever
+/// rsrun inherited (the Rust runtime itself ignores SIGPIPE; a caller may
+/// ignore SIGHUP), for init and for exec'd processes alike.
+#[test]
+fn container_processes_start_with_a_clean_signal_state() {
+    let (rt, mut b) = (Runtime::rsrun(), Bundle::new());
+    b.config["process"]["args"] = json!(["grep", "-E", "SigIgn|SigBlk", "/proc/self/status"]);
+    b.save();
+    let with_hup_ignored = |args: &[&str]| {
+        let mut cmd = rt.cmd(args);
+        // SAFETY: signal() between fork and exec is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+    let id = unique("sig");
+    assert_eq!(with_hup_ignored(&["run", "--bundle", b.path(), &id]), clean);
+    b.sh("sleep 10").save();
+    let id = unique("sigx");
+    rt.run_detached(&["run", "-d", "--bundle", b.path(), &id])
+        .ok();
+    let out = with_hup_ignored(&[
+        "exec",
+        &id,
+        "grep",
+        "-E",
+        "SigIgn|SigBlk",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out, clean);
+    rt.run(&["delete", "-f", &id]).ok();
+}

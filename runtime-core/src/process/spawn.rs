@@ -121,6 +121,7 @@ fn stage1(
     // binary's /proc/PID/exe must never be reachable from it (CVE-2019-5736).
     // The flag is inherited by the clone below and reset by its execve.
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
+    reset_signals();
     chan.expect(Msg::Go)?;
     for j in &stage.joins {
         namespaces::join(j)?;
@@ -144,6 +145,45 @@ fn stage1(
         Forked::Parent(pid) => {
             chan.send(&Msg::InitPid(pid))?;
             fork::exit_child(0)
+        }
+    }
+}
+
+/// Container processes start with a clean signal state: nothing blocked and
+/// every disposition default. Ignored signals survive execve, and the Rust
+/// runtime ignores SIGPIPE in rsrun itself; a caller may have blocked or
+/// ignored others.
+fn reset_signals() {
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+    // The kernel's struct sigaction; all zero is SIG_DFL with no flags.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signo in 1..=64 {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads a valid struct; SIG_DFL runs no code.
+        // The raw call also reaches signals 32/33, which glibc reserves and
+        // its wrapper refuses, yet which a caller may have left ignored.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signo,
+                &dfl as *const KernelSigaction,
+                0usize,
+                8usize,
+            );
         }
     }
 }
