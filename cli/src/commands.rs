@@ -95,6 +95,7 @@ fn run(
         // Reparented descendants come to us, so nothing escapes reaping.
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
+    let signals = foreground::catch_signals()?;
     let wants_tty =
         flags.console_socket.is_none() && foreground::bundle_wants_terminal(&flags.bundle);
     let pty = if wants_tty {
@@ -113,7 +114,7 @@ fn run(
         }
     };
     start_or_delete(root, id)?;
-    let code = foreground::supervise(st.pid, master);
+    let code = foreground::supervise(st.pid, master, signals);
     if !keep {
         container::delete(root, id, true)?;
     }

@@ -91,12 +91,13 @@ pub fn exec(root: &Root, a: ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
     };
+    let signals = (!a.detach).then(foreground::catch_signals).transpose()?;
     let pid = container::exec(root, &a.id, opts)?;
     let master = pty.map(|p| p.receive()).transpose()?;
-    if a.detach {
-        return Ok(0);
+    match signals {
+        Some(sfd) => foreground::supervise(pid, master, sfd),
+        None => Ok(0),
     }
-    foreground::supervise(pid, master)
 }
 
 fn build_process(root: &Root, a: &ExecArgs) -> Result<Process> {

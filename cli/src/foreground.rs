@@ -89,11 +89,18 @@ fn forwarded_signals() -> SigSet {
     set
 }
 
-/// Supervises `pid` until it exits; returns its exit status.
-pub fn supervise(pid: i32, master: Option<OwnedFd>) -> Result<i32> {
+/// Blocks the signals we forward and returns a signalfd for them. Called
+/// before the container process is spawned, so a signal sent to us at any
+/// point is queued for it rather than killing us half-way (the container's
+/// processes start with an empty mask regardless).
+pub fn catch_signals() -> Result<SignalFd> {
     let set = forwarded_signals();
     set.thread_block().context("block signals")?;
-    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
+}
+
+/// Supervises `pid` until it exits; returns its exit status.
+pub fn supervise(pid: i32, master: Option<OwnedFd>, sfd: SignalFd) -> Result<i32> {
     let _raw = master.as_ref().and_then(|_| RawMode::enter());
     if let Some(m) = &master {
         copy_winsize(m);

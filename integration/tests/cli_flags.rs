@@ -195,3 +195,25 @@ fn container_processes_start_with_a_clean_signal_state() {
     assert_eq!(out, clean);
     rt.run(&["delete", "-f", &id]).ok();
 }
+
+/// `run` in the foreground forwards the signals it receives to the
+/// container's init and exits with init's status.
+#[test]
+fn foreground_run_forwards_signals() {
+    let (rt, mut b) = (Runtime::rsrun(), Bundle::new());
+    b.sh("trap 'exit 43' TERM; echo ready; while :; do sleep 0.05; done")
+        .save();
+    let id = unique("fwd");
+    let mut child = rt
+        .cmd(&["run", "--bundle", b.path(), &id])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        rt.run(&["state", &id]).code == 0 && rt.status(&id) == "running"
+    }));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_child(&mut child, Duration::from_secs(10)), 43);
+    assert!(!rt.root.join(&id).exists(), "run removes the container");
+}

@@ -74,7 +74,10 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
     let mut cgroup = Cgroup::for_path(&plan.cgroups_path)?;
     state::ensure_root(root)?;
     let dir = root.container_dir(&plan.id);
-    match std::fs::create_dir(&dir) {
+    // 0711: the container's user reaches the exec FIFO through its fd only.
+    let made =
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o711).create(&dir);
+    match made {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error::AlreadyExists(plan.id.clone()))
