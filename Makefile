@@ -40,7 +40,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test -p runtime-core -p rsrun
+	$(CARGO) test -p runtime-core -p rsrun -p rs-proto
 
 integration: build
 	$(CARGO) test -p integration -- --test-threads=2
