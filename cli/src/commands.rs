@@ -48,6 +48,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         } => ps(&root, &id, &format, &ps_args),
         Command::Exec(args) => crate::exec::exec(&root, *args),
         Command::Spec { bundle, rootless } => spec(bundle.as_deref(), rootless),
+        Command::Features => {
+            // runc prints it with a four-space indent.
+            let mut out = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+            serde::Serialize::serialize(&runtime_core::features::document(), &mut ser)?;
+            println!("{}", String::from_utf8(out)?);
+            Ok(0)
+        }
     }
 }
 

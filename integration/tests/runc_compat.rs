@@ -259,3 +259,24 @@ fn exec_failure_exit_code_matches_runc() {
     assert!(b.stderr.contains("does not exist"), "{b:?}");
     assert_eq!(b.code, a.code, "{b:?}");
 }
+
+#[test]
+fn features_lists_what_runc_lists_where_we_match() {
+    let ours: serde_json::Value =
+        serde_json::from_str(Runtime::rsrun().run(&["features"]).ok()).unwrap();
+    let theirs: serde_json::Value =
+        serde_json::from_str(Runtime::runc().run(&["features"]).ok()).unwrap();
+    for key in ["ociVersionMin", "ociVersionMax", "hooks", "mountOptions"] {
+        assert_eq!(ours[key], theirs[key], "{key}");
+    }
+    assert_eq!(
+        ours["linux"]["capabilities"],
+        theirs["linux"]["capabilities"]
+    );
+    assert_eq!(
+        ours["linux"]["seccomp"]["operators"],
+        theirs["linux"]["seccomp"]["operators"]
+    );
+    assert_eq!(ours["linux"]["cgroup"]["v1"], true);
+    assert_eq!(ours["linux"]["cgroup"]["v2"], true);
+}

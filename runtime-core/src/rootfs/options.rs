@@ -39,6 +39,72 @@ pub mod attr {
 /// MS_NOSYMFOLLOW (Linux 5.10), not in every libc binding.
 pub const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
 
+/// Every option name this parser gives a meaning to (reported by `features`).
+pub const KNOWN: &[&str] = &[
+    "acl",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noacl",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
+
 /// (set, clear) MOUNT_ATTR bits for a recursive option.
 fn recursive(opt: &str) -> Option<(u64, u64)> {
     use attr::*;
@@ -56,6 +122,9 @@ fn recursive(opt: &str) -> Option<(u64, u64)> {
         "rrelatime" => (RELATIME, ATIME_MASK),
         "rnoatime" => (NOATIME, ATIME_MASK),
         "rstrictatime" => (STRICTATIME, ATIME_MASK),
+        "ratime" => (RELATIME, ATIME_MASK),
+        "rnorelatime" => (0, 0),
+        "rnostrictatime" => (0, STRICTATIME),
         "rnosymfollow" => (NOSYMFOLLOW, 0),
         "rsymfollow" => (0, NOSYMFOLLOW),
         _ => return None,
@@ -153,6 +222,10 @@ fn flag(opt: &str) -> Option<(bool, MsFlags)> {
         "loud" => (false, MsFlags::MS_SILENT),
         "bind" => (true, MsFlags::MS_BIND),
         "nosymfollow" => (true, MS_NOSYMFOLLOW),
+        "acl" => (true, MsFlags::MS_POSIXACL),
+        "noacl" => (false, MsFlags::MS_POSIXACL),
+        "iversion" => (true, MsFlags::MS_I_VERSION),
+        "noiversion" => (false, MsFlags::MS_I_VERSION),
         "symfollow" => (false, MS_NOSYMFOLLOW),
         "rbind" => (true, MsFlags::MS_BIND | MsFlags::MS_REC),
         _ => return None,
@@ -213,6 +286,14 @@ mod tests {
         assert!(o.flags.contains(MS_NOSYMFOLLOW) && o.tmpcopyup && o.data.is_empty());
         let o = parse(&s(&["rro", "rrw"]));
         assert_eq!((o.rec_set, o.rec_clr), (0, attr::RDONLY));
+    }
+
+    #[test]
+    fn every_known_option_has_a_meaning() {
+        for opt in KNOWN {
+            let o = parse(&[opt.to_string()]);
+            assert!(o.data.is_empty(), "{opt} fell through to filesystem data");
+        }
     }
 
     #[test]
