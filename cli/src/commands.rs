@@ -10,6 +10,23 @@ use runtime_core::state::Root;
 
 use crate::{foreground, table, Cli, Command, CreateFlags};
 
+/// Writes to stdout, ignoring a closed pipe (`rsrun list | head`): the
+/// Rust runtime ignores SIGPIPE, and println! would panic on EPIPE. rsrun
+/// keeps SIGPIPE ignored so a hook that exits without reading its stdin
+/// cannot kill it.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub fn dispatch(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the cgroupfs driver (omit --systemd-cgroup)");
@@ -27,7 +44,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         } => run(&root, flags, &id, detach, keep, no_subreaper),
         Command::State { id } => {
             let v = container::state(&root, &id)?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
             Ok(0)
         }
         Command::List { format, quiet } => list(&root, &format, quiet),
@@ -54,7 +71,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
             serde::Serialize::serialize(&runtime_core::features::document(), &mut ser)?;
-            println!("{}", String::from_utf8(out)?);
+            outln!("{}", String::from_utf8(out)?);
             Ok(0)
         }
     }
@@ -143,14 +160,14 @@ fn list(root: &Root, format: &str, quiet: bool) -> Result<i32> {
     let all = container::list(root)?;
     if quiet {
         for c in &all {
-            println!("{}", c["id"].as_str().unwrap_or_default());
+            outln!("{}", c["id"].as_str().unwrap_or_default());
         }
         return Ok(0);
     }
     match format {
-        "table" => print!("{}", table::containers(&all)),
-        "json" if all.is_empty() => println!("null"),
-        "json" => println!("{}", serde_json::to_string(&all)?),
+        "table" => out!("{}", table::containers(&all)),
+        "json" if all.is_empty() => outln!("null"),
+        "json" => outln!("{}", serde_json::to_string(&all)?),
         other => bail!("invalid format option {other:?}"),
     }
     Ok(0)
@@ -159,8 +176,8 @@ fn list(root: &Root, format: &str, quiet: bool) -> Result<i32> {
 fn ps(root: &Root, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
     let pids = container::pids(root, id)?;
     match format {
-        "json" => println!("{}", serde_json::to_string(&pids)?),
-        "table" => print!("{}", table::ps(&pids, ps_args)?),
+        "json" => outln!("{}", serde_json::to_string(&pids)?),
+        "table" => out!("{}", table::ps(&pids, ps_args)?),
         other => bail!("invalid format option {other:?}"),
     }
     Ok(0)

@@ -142,11 +142,6 @@ enum Command {
 }
 
 fn main() {
-    // Like runc and every C tool: a closed stdout (`rsrun list | head`) ends
-    // us quietly instead of a panic on EPIPE. The container never inherits
-    // this (stage 1 resets every disposition).
-    // SAFETY: setting a default disposition before any thread exists.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     logging::init(cli.log.as_deref(), &cli.log_format, cli.debug);
     // runc exits 255 when exec itself fails, so callers can tell that from

@@ -7,7 +7,7 @@ use std::io::IoSlice;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::{open, OFlag};
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::Mode;
 
@@ -53,7 +53,7 @@ pub fn open_pty() -> Result<Pty> {
 }
 
 /// Bind-mounts the pty peer over /dev/console (created as a plain file).
-pub fn mount_console(slave: &OwnedFd) -> Result<()> {
+pub fn mount_console(slave: &OwnedFd, sys: &dyn crate::syscall::Sys) -> Result<()> {
     let target = open(
         "/dev/console",
         OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -69,14 +69,9 @@ pub fn mount_console(slave: &OwnedFd) -> Result<()> {
     .ctx(|| "create /dev/console".into())?;
     let src = format!("/proc/self/fd/{}", slave.as_raw_fd());
     let dst = format!("/proc/self/fd/{}", target.as_raw_fd());
-    mount(
-        Some(src.as_str()),
-        dst.as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .ctx(|| "bind pty over /dev/console".into())
+    let (src, dst) = (std::path::Path::new(&src), std::path::Path::new(&dst));
+    sys.mount(Some(src), dst, None, MsFlags::MS_BIND, None)
+        .ctx(|| "bind pty over /dev/console".into())
 }
 
 /// Makes `slave` the controlling terminal and the stdio of this process.

@@ -15,5 +15,6 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod syscall;
 
 pub use error::{Error, Result};

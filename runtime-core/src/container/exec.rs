@@ -71,9 +71,22 @@ pub fn exec(root: &Root, id: &str, opts: ExecOptions) -> Result<i32> {
         )
     })?;
     drop(lock);
-    spawned.chan.expect(Msg::Ready).inspect_err(|_| {
+    let reap = |_: &Error| {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(spawned.pid), None);
-    })?;
+    };
+    spawned.chan.expect(Msg::Ready).inspect_err(reap)?;
+    // The child's end of the channel is close-on-exec: EOF means execve
+    // succeeded, so the pid we report is already the user's program (and an
+    // execve failure still reaches the caller as an error).
+    match spawned.chan.recv()? {
+        None => {}
+        Some(Msg::Error(text)) => return Err(Error::Child(text)).inspect_err(reap),
+        Some(other) => {
+            return Err(Error::Child(format!(
+                "sync: unexpected {other:?} after Ready"
+            )))
+        }
+    }
     if let Some(p) = &opts.pid_file {
         crate::container::create::write_pid_file(p, spawned.pid)?;
     }

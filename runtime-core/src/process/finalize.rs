@@ -50,7 +50,7 @@ pub fn prepare(
         })?;
         let pty = console::open_pty()?;
         if mount_console {
-            console::mount_console(&pty.slave)?;
+            console::mount_console(&pty.slave, &crate::syscall::Kernel)?;
         }
         if let Some(size) = p.console_size() {
             console::resize(pty.slave_raw(), size.height() as u16, size.width() as u16)?;

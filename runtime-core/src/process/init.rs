@@ -14,6 +14,7 @@ use crate::process::channel::{Channel, Msg};
 use crate::process::finalize;
 use crate::rootfs;
 use crate::spec::Plan;
+use crate::syscall::Kernel;
 
 /// What init needs besides the plan.
 pub struct InitArgs<'a> {
@@ -34,7 +35,8 @@ pub struct InitArgs<'a> {
 pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
     let plan = a.plan;
     let host_pid = host_pid()?;
-    rootfs::prepare(plan, a.cgroup)?;
+    let sys = &Kernel;
+    rootfs::prepare(plan, a.cgroup, sys)?;
     if a.runtime_hooks {
         // Why here: createRuntime runs after namespaces and mounts exist, before pivot_root.
         chan.send(&Msg::RuntimeHooks)?;
@@ -47,13 +49,13 @@ pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
         host_pid,
         "creating",
     )?;
-    rootfs::enter(&plan.rootfs, a.no_pivot)?;
+    rootfs::enter(&plan.rootfs, a.no_pivot, sys)?;
     // Why before the masks: /proc/sys becomes read-only with readonlyPaths.
     apply_sysctl(&plan.spec)?;
     set_names(&plan.spec)?;
     let linux = plan.spec.linux().clone().unwrap_or_default();
-    rootfs::mask_paths(&linux.masked_paths().clone().unwrap_or_default())?;
-    rootfs::readonly_paths(&linux.readonly_paths().clone().unwrap_or_default())?;
+    rootfs::mask_paths(&linux.masked_paths().clone().unwrap_or_default(), sys)?;
+    rootfs::readonly_paths(&linux.readonly_paths().clone().unwrap_or_default(), sys)?;
     if let Some(adj) = plan.process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .ctx(|| format!("set oomScoreAdj {adj}"))?;
@@ -68,7 +70,7 @@ pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
         true,
         a.preserve_fds,
         plan.seccomp.as_ref(),
-        || rootfs::finish_root(plan),
+        || rootfs::finish_root(plan, sys),
     )?;
     chan.send(&Msg::Ready)?;
     wait_for_start(a.fifo, || {

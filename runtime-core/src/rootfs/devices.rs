@@ -7,13 +7,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
-use nix::unistd::{fchownat, symlinkat, Gid, Uid};
+use nix::mount::MsFlags;
+use nix::sys::stat::{makedev, Mode, SFlag};
+use nix::unistd::symlinkat;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use crate::error::{Error, Result, SysContext};
 use crate::rootfs::paths::{self, Leaf};
+use crate::syscall::Sys;
 
 /// A device node to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,13 @@ pub fn from_spec(d: &LinuxDevice) -> Result<Node> {
 
 /// Creates the nodes (mknod, or a bind of the host node when mknod is not
 /// allowed, as in a user namespace) and the /dev symlinks.
-pub fn populate(root_fd: &OwnedFd, rootfs: &Path, nodes: &[Node], in_userns: bool) -> Result<()> {
+pub fn populate(
+    root_fd: &OwnedFd,
+    rootfs: &Path,
+    nodes: &[Node],
+    in_userns: bool,
+    sys: &dyn Sys,
+) -> Result<()> {
     let dev = paths::create_in_root(root_fd, Path::new("dev"), Leaf::Dir)?;
     paths::verify_under(&dev, rootfs)?;
     // An O_PATH fd cannot be used for mknodat; reopen it as a real directory.
@@ -102,7 +109,7 @@ pub fn populate(root_fd: &OwnedFd, rootfs: &Path, nodes: &[Node], in_userns: boo
     )
     .ctx(|| "open container /dev".into())?;
     for n in nodes {
-        create_node(&devdir, n, in_userns).ctx(|| format!("create device /dev/{}", n.name))?;
+        create_node(&devdir, n, in_userns, sys).ctx(|| format!("create device /dev/{}", n.name))?;
     }
     let links = [
         ("/proc/self/fd", "fd"),
@@ -124,7 +131,7 @@ pub fn populate(root_fd: &OwnedFd, rootfs: &Path, nodes: &[Node], in_userns: boo
     Ok(())
 }
 
-fn create_node(devdir: &OwnedFd, n: &Node, in_userns: bool) -> nix::Result<()> {
+fn create_node(devdir: &OwnedFd, n: &Node, in_userns: bool, sys: &dyn Sys) -> nix::Result<()> {
     let rel = Path::new(&n.name);
     if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
         paths::create_in_root(devdir, parent, Leaf::Dir).map_err(|_| Errno::EIO)?;
@@ -132,40 +139,26 @@ fn create_node(devdir: &OwnedFd, n: &Node, in_userns: bool) -> nix::Result<()> {
     if in_userns {
         let target = paths::create_in_root(devdir, rel, Leaf::File).map_err(|_| Errno::EIO)?;
         let host = Path::new("/dev").join(rel);
-        return mount(
+        return sys.mount(
             Some(&host),
             &paths::fd_path(&target),
-            None::<&str>,
+            None,
             MsFlags::MS_BIND,
-            None::<&str>,
+            None,
         );
     }
-    let dev = makedev(n.major, n.minor);
     match unlink_existing(devdir, rel) {
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
     }
-    mknodat(devdir, rel, n.kind, Mode::from_bits_truncate(n.mode), dev)?;
-    // mknod is subject to umask; set the exact mode and owner.
-    nix::sys::stat::fchmodat(
+    let mode = Mode::from_bits_truncate(n.mode);
+    sys.make_node(
         devdir,
         rel,
-        Mode::from_bits_truncate(n.mode),
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )
-    .or_else(|e| {
-        if e == Errno::EOPNOTSUPP {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
-    fchownat(
-        devdir,
-        rel,
-        Some(Uid::from_raw(n.uid)),
-        Some(Gid::from_raw(n.gid)),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        n.kind,
+        mode,
+        makedev(n.major, n.minor),
+        (n.uid, n.gid),
     )
 }
 

@@ -8,12 +8,13 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, major, minor, Mode, SFlag};
 
 use crate::error::{Error, Result, SysContext};
 use crate::rootfs::mounts::remount_bind;
 use crate::rootfs::paths::fd_path;
+use crate::syscall::Sys;
 
 fn open_path(p: &str) -> nix::Result<OwnedFd> {
     open(
@@ -38,7 +39,7 @@ fn verified_dev_null() -> Result<OwnedFd> {
 }
 
 /// Masks each path that exists.
-pub fn mask_paths(list: &[String]) -> Result<()> {
+pub fn mask_paths(list: &[String], sys: &dyn Sys) -> Result<()> {
     if list.is_empty() {
         return Ok(());
     }
@@ -53,21 +54,10 @@ pub fn mask_paths(list: &[String]) -> Result<()> {
         let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
         let tpath = fd_path(&target);
         let res = if is_dir {
-            mount(
-                Some("tmpfs"),
-                &tpath,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY,
-                None::<&str>,
-            )
+            let tmpfs = Some(Path::new("tmpfs"));
+            sys.mount(tmpfs, &tpath, Some("tmpfs"), MsFlags::MS_RDONLY, None)
         } else {
-            mount(
-                Some(&fd_path(&null)),
-                &tpath,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
+            sys.mount(Some(&fd_path(&null)), &tpath, None, MsFlags::MS_BIND, None)
         };
         res.ctx(|| format!("mask {p}"))?;
     }
@@ -75,7 +65,7 @@ pub fn mask_paths(list: &[String]) -> Result<()> {
 }
 
 /// Makes each existing path a read-only bind of itself.
-pub fn readonly_paths(list: &[String]) -> Result<()> {
+pub fn readonly_paths(list: &[String], sys: &dyn Sys) -> Result<()> {
     for p in list {
         let target = match open_path(p) {
             Ok(fd) => fd,
@@ -83,15 +73,15 @@ pub fn readonly_paths(list: &[String]) -> Result<()> {
             Err(e) => return Err(Error::sys(format!("open readonly path {p}"), e)),
         };
         let tpath = fd_path(&target);
-        mount(
+        sys.mount(
             Some(&tpath),
             &tpath,
-            None::<&str>,
+            None,
             MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
+            None,
         )
         .ctx(|| format!("bind readonly path {p}"))?;
-        remount_bind(Path::new(p), MsFlags::MS_RDONLY | MsFlags::MS_REC)
+        remount_bind(sys, Path::new(p), MsFlags::MS_RDONLY | MsFlags::MS_REC)
             .ctx(|| format!("remount {p} read-only"))?;
     }
     Ok(())

@@ -13,7 +13,7 @@ pub mod paths;
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::fchdir;
 
@@ -21,11 +21,12 @@ use crate::cgroups::Cgroup;
 use crate::error::{Result, SysContext};
 use crate::namespaces::Kind;
 use crate::spec::Plan;
+use crate::syscall::Sys;
 
 pub use masked::{mask_paths, readonly_paths};
 
 /// Everything up to (not including) pivot_root.
-pub fn prepare(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<()> {
+pub fn prepare(plan: &Plan, cgroup: Option<&Cgroup>, sys: &dyn Sys) -> Result<()> {
     // Why first: until / is a slave (or private) in this namespace, every
     // mount and unmount below would propagate to the host.
     let prop = root_propagation(plan).unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
@@ -34,17 +35,12 @@ pub fn prepare(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<()> {
     } else {
         prop | MsFlags::MS_REC
     };
-    mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
+    sys.mount(None, Path::new("/"), None, first, None)
         .ctx(|| "make / non-shared in the container's mount namespace".into())?;
     // pivot_root needs the new root to be a mount point.
-    mount(
-        Some(&plan.rootfs),
-        &plan.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| format!("bind rootfs {}", plan.rootfs.display()))?;
+    let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    sys.mount(Some(&plan.rootfs), &plan.rootfs, None, bind, None)
+        .ctx(|| format!("bind rootfs {}", plan.rootfs.display()))?;
     let root_fd = paths::open_root(&plan.rootfs)?;
     let ctx = mounts::Ctx {
         rootfs: &plan.rootfs,
@@ -52,6 +48,7 @@ pub fn prepare(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<()> {
         bundle: &plan.bundle,
         cgroup,
         cgroupns: plan.namespaces.has(Kind::Cgroup),
+        sys,
     };
     let spec_mounts = plan.spec.mounts().clone().unwrap_or_default();
     for m in &spec_mounts {
@@ -77,6 +74,7 @@ pub fn prepare(plan: &Plan, cgroup: Option<&Cgroup>) -> Result<()> {
             &plan.rootfs,
             &nodes,
             plan.namespaces.creates(Kind::User),
+            sys,
         )?;
     }
     Ok(())
@@ -90,17 +88,11 @@ fn root_propagation(plan: &Plan) -> Option<MsFlags> {
 
 /// Switches the process's root to the rootfs (pivot_root, or MS_MOVE +
 /// chroot with `--no-pivot`).
-pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+pub fn enter(rootfs: &Path, no_pivot: bool, sys: &dyn Sys) -> Result<()> {
     if no_pivot {
         nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
-        mount(
-            Some(rootfs),
-            "/",
-            None::<&str>,
-            MsFlags::MS_MOVE,
-            None::<&str>,
-        )
-        .ctx(|| "move rootfs to /".into())?;
+        sys.mount(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)
+            .ctx(|| "move rootfs to /".into())?;
         nix::unistd::chroot(".").ctx(|| "chroot".into())?;
         return nix::unistd::chdir("/").ctx(|| "chdir /".into());
     }
@@ -108,27 +100,23 @@ pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     let old_root = open("/", dir, Mode::empty()).ctx(|| "open old root".into())?;
     let new_root = open(rootfs, dir, Mode::empty()).ctx(|| format!("open {}", rootfs.display()))?;
     fchdir(&new_root).ctx(|| format!("chdir {}", rootfs.display()))?;
-    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    let dot = Path::new(".");
+    sys.pivot_root(dot, dot).ctx(|| "pivot_root".into())?;
     // The old root is now stacked on the new one. Act on it through its fd
     // (the kernel does not promise where "." is after pivot_root): make it a
     // slave so its unmount cannot propagate anywhere, then detach it.
     fchdir(&old_root).ctx(|| "chdir to old root".into())?;
-    mount(
-        None::<&str>,
-        ".",
-        None::<&str>,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .ctx(|| "make old root a slave".into())?;
-    umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root".into())?;
+    sys.mount(None, dot, None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)
+        .ctx(|| "make old root a slave".into())?;
+    sys.umount2(dot, MntFlags::MNT_DETACH)
+        .ctx(|| "unmount old root".into())?;
     nix::unistd::chdir("/").ctx(|| "chdir /".into())
 }
 
 /// After entering the root: the spec's root propagation, read-only root.
-pub fn finish_root(plan: &Plan) -> Result<()> {
+pub fn finish_root(plan: &Plan, sys: &dyn Sys) -> Result<()> {
     if let Some(p) = root_propagation(plan) {
-        mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+        sys.mount(None, Path::new("/"), None, p, None)
             .ctx(|| "set rootfs propagation".into())?;
     }
     let readonly = plan
@@ -138,8 +126,11 @@ pub fn finish_root(plan: &Plan) -> Result<()> {
         .and_then(|r| r.readonly())
         .unwrap_or(false);
     if readonly {
-        mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY)
+        mounts::remount_bind(sys, Path::new("/"), MsFlags::MS_RDONLY)
             .ctx(|| "remount / read-only".into())?;
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

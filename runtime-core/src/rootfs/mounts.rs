@@ -5,7 +5,7 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 
 use crate::cgroups::Cgroup;
@@ -13,6 +13,7 @@ use crate::error::{Error, Result, SysContext};
 use crate::rootfs::copyup;
 use crate::rootfs::options::{self, MountOptions};
 use crate::rootfs::paths::{self, Leaf};
+use crate::syscall::Sys;
 
 /// Everything a mount needs to know about the container being built.
 pub struct Ctx<'a> {
@@ -22,6 +23,7 @@ pub struct Ctx<'a> {
     pub cgroup: Option<&'a Cgroup>,
     /// Whether the container has its own cgroup namespace.
     pub cgroupns: bool,
+    pub sys: &'a dyn Sys,
 }
 
 /// Mounts one spec entry.
@@ -50,77 +52,44 @@ pub fn mount_one(ctx: &Ctx, m: &Mount) -> Result<()> {
     let what = |step: &str| format!("mount {typ} {step}on {dest_name}");
     if opts.is_bind() {
         let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        mount(source.as_deref(), &tpath, None::<&str>, flags, None::<&str>).ctx(|| what(""))?;
+        let sys = ctx.sys;
+        sys.mount(source.as_deref(), &tpath, None, flags, None)
+            .ctx(|| what(""))?;
         if !opts.remount_flags().is_empty() {
             // After mounting, the fd still names the covered directory; flag
             // changes go through the path (this namespace only).
-            remount_bind(&real, opts.remount_flags()).ctx(|| what("(remount) "))?;
+            remount_bind(ctx.sys, &real, opts.remount_flags()).ctx(|| what("(remount) "))?;
         }
     } else {
         let src = source.clone().unwrap_or_else(|| PathBuf::from(&typ));
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-        mount(Some(&src), &tpath, Some(typ.as_str()), opts.flags, data).ctx(|| what(""))?;
+        let fstype = Some(typ.as_str());
+        ctx.sys
+            .mount(Some(&src), &tpath, fstype, opts.flags, data)
+            .ctx(|| what(""))?;
         if opts.tmpcopyup {
             // `target` still names the covered directory: copy it up.
             copyup::copy_tree(&target, &real).ctx(|| what("(tmpcopyup) "))?;
         }
     }
     if opts.rec_set != 0 || opts.rec_clr != 0 {
-        set_recursive(&real, opts.rec_set, opts.rec_clr).ctx(|| what("(recursive options) "))?;
+        ctx.sys
+            .mount_setattr(&real, opts.rec_set, opts.rec_clr)
+            .ctx(|| what("(recursive options) "))?;
     }
     for p in &opts.propagation {
-        mount(None::<&str>, &real, None::<&str>, *p, None::<&str>).ctx(|| what("propagation "))?;
-    }
-    Ok(())
-}
-
-/// mount_setattr(2) with AT_RECURSIVE: `rro`, `rnosuid`, ... on a whole subtree.
-fn set_recursive(target: &Path, set: u64, clr: u64) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    // SAFETY: path is a valid C string and attr a live, correctly sized
-    // mount_attr for the duration of the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
+        ctx.sys
+            .mount(None, &real, None, *p, None)
+            .ctx(|| what("propagation "))?;
     }
     Ok(())
 }
 
 /// Remounts a bind mount with extra flags, keeping the flags the kernel
 /// locks (nosuid/nodev/noexec/atime) so the remount is not refused.
-pub fn remount_bind(target: &Path, extra: MsFlags) -> nix::Result<()> {
-    let current = locked_flags(target);
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | current | extra,
-        None::<&str>,
-    )
+pub fn remount_bind(sys: &dyn Sys, target: &Path, extra: MsFlags) -> nix::Result<()> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked_flags(target) | extra;
+    sys.mount(None, target, None, flags, None)
 }
 
 /// The per-mount flags currently set on the mount containing `path`.
@@ -192,7 +161,10 @@ fn mount_cgroup(ctx: &Ctx, m: &Mount, opts: &MountOptions) -> Result<()> {
         }
     }
     let base = flags & !MsFlags::MS_RDONLY;
-    mount(Some("tmpfs"), &tpath, Some("tmpfs"), base, Some("mode=755")).ctx(|| what("tmpfs "))?;
+    let tmpfs = Some(Path::new("tmpfs"));
+    ctx.sys
+        .mount(tmpfs, &tpath, Some("tmpfs"), base, Some("mode=755"))
+        .ctx(|| what("tmpfs "))?;
     // The fd still names the directory under the new tmpfs; walk again.
     let (target, real) = target_fd(ctx, dest, Leaf::Dir, "cgroup")?;
     for h in &hier {
@@ -202,7 +174,7 @@ fn mount_cgroup(ctx: &Ctx, m: &Mount, opts: &MountOptions) -> Result<()> {
             .ctx(|| what(&format!("{} ", h.name)))?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        remount_bind(&real, MsFlags::MS_RDONLY).ctx(|| what("(read-only) "))?;
+        remount_bind(ctx.sys, &real, MsFlags::MS_RDONLY).ctx(|| what("(read-only) "))?;
     }
     Ok(())
 }
@@ -218,18 +190,16 @@ fn mount_hierarchy(
 ) -> nix::Result<()> {
     if ctx.cgroupns {
         let data = (!h.data.is_empty()).then_some(h.data.as_str());
-        return mount(Some("cgroup"), target, Some(h.fstype.as_str()), flags, data);
+        let fstype = Some(h.fstype.as_str());
+        return ctx
+            .sys
+            .mount(Some(Path::new("cgroup")), target, fstype, flags, data);
     }
-    mount(
-        Some(&h.dir),
-        target,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )?;
+    let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    ctx.sys.mount(Some(&h.dir), target, None, bind, None)?;
     let extra = flags & !MsFlags::MS_REC;
     if extra.is_empty() {
         return Ok(());
     }
-    remount_bind(real, extra)
+    remount_bind(ctx.sys, real, extra)
 }
