@@ -131,6 +131,7 @@ fn run(
     };
     let console = pty.as_ref().map(|p| p.child_end()).transpose()?;
     let st = container::create(root, create_options(flags, id, console)?)?;
+    log::debug!("run {id}: created, init pid {}", st.pid);
     let master = pty.map(|p| p.receive()).transpose();
     let master = match master {
         Ok(m) => m,
@@ -140,9 +141,12 @@ fn run(
         }
     };
     start_or_delete(root, id)?;
+    log::debug!("run {id}: started");
     let code = foreground::supervise(st.pid, master, signals);
+    log::debug!("run {id}: init exited ({code:?})");
     if !keep {
         container::delete(root, id, true)?;
+        log::debug!("run {id}: deleted");
     }
     code
 }
