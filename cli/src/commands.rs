@@ -122,6 +122,7 @@ fn run(
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
     let signals = foreground::catch_signals()?;
+    log::debug!("run {id}: creating");
     let wants_tty =
         flags.console_socket.is_none() && foreground::bundle_wants_terminal(&flags.bundle);
     let pty = if wants_tty {

@@ -57,6 +57,12 @@ pub struct State {
     pub namespaces: Namespaces,
     /// Host view of the cgroup path requested.
     pub cgroups_path: String,
+    /// The hooks later verbs run (`start`, `delete`), kept here so those
+    /// verbs need not parse the whole saved config.json.
+    #[serde(default)]
+    pub poststart: Vec<oci_spec::runtime::Hook>,
+    #[serde(default)]
+    pub poststop: Vec<oci_spec::runtime::Hook>,
 }
 
 /// The state root (`--root`) and paths inside it.

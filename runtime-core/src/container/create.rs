@@ -71,6 +71,7 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
             "cannot use console socket if runc will not detach or allocate tty".into(),
         ));
     }
+    log::debug!("create {}: plan ready", plan.id);
     let mut cgroup = Cgroup::for_path(&plan.cgroups_path)?;
     state::ensure_root(root)?;
     let dir = root.container_dir(&plan.id);
@@ -94,6 +95,7 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
     let config = serde_json::to_vec(&plan.spec).expect("spec serializes");
     std::fs::write(dir.join(state::CONFIG), config).ctx(|| "save config.json copy".into())?;
     cgroup.create()?;
+    log::debug!("create {}: cgroup made", plan.id);
     let cgroup = &cgroup;
     undo.cgroup = Some(cgroup);
     let fifo = make_fifo(&dir)?;
@@ -110,6 +112,8 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
         cgroup: cgroup.clone(),
         namespaces: plan.namespaces.clone(),
         cgroups_path: plan.cgroups_path.clone(),
+        poststart: Point::Poststart.of(&plan.spec),
+        poststop: Point::Poststop.of(&plan.spec),
     };
     st.save(root)?;
     let pid = spawn_init(&plan, &opts, cgroup, &fifo, &mut undo)?;
@@ -217,6 +221,7 @@ fn spawn_init(
         init::run(&args, chan)
     })?;
     undo.pid = Some(spawned.pid);
+    log::debug!("create {}: init {} spawned", plan.id, spawned.pid);
     loop {
         let msg = spawned
             .chan

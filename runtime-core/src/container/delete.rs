@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::container::start::load_spec;
 use crate::error::{Error, Result};
 use crate::hooks::{self, Point};
 use crate::state::{self, Lock, Root, State, Status};
@@ -39,13 +38,10 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     }
     kill_all(&st)?;
     st.cgroup.destroy()?;
-    if let Ok(spec) = load_spec(&dir) {
-        let list = Point::Poststop.of(&spec);
-        if !list.is_empty() {
-            let state = hooks::state_json(id, "stopped", st.pid, &st.bundle, &st.annotations);
-            if let Err(e) = hooks::run_all(Point::Poststop, &list, &state) {
-                log::warn!("{e}");
-            }
+    if !st.poststop.is_empty() {
+        let state = hooks::state_json(id, "stopped", st.pid, &st.bundle, &st.annotations);
+        if let Err(e) = hooks::run_all(Point::Poststop, &st.poststop, &state) {
+            log::warn!("{e}");
         }
     }
     remove_dir(&dir, id)

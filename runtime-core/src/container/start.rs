@@ -56,10 +56,9 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(1));
     }
     std::fs::remove_file(&fifo_path).map_err(|e| Error::path("remove", &fifo_path, e))?;
-    let list = Point::Poststart.of(&load_spec(&dir)?);
-    if !list.is_empty() {
+    if !st.poststart.is_empty() {
         let state = hooks::state_json(id, "running", st.pid, &st.bundle, &st.annotations);
-        hooks::run_all(Point::Poststart, &list, &state)?;
+        hooks::run_all(Point::Poststart, &st.poststart, &state)?;
     }
     Ok(())
 }
