@@ -40,7 +40,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test -p runtime-core -p rsrun -p rs-proto
+	$(CARGO) test -p runtime-core -p rsrun -p rs-proto -p containerd-shim-rs-v2
 
 integration: build
 	$(CARGO) test -p integration -- --test-threads=2

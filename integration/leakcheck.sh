@@ -24,7 +24,7 @@ done
 m=$(grep -E 'rstest|/run/rsrun' /proc/self/mountinfo | awk '{print $5}')
 [ -n "$m" ] && leaks+=("mounts: $(echo "$m" | tr '\n' ' ')")
 
-p=$(ps -eo pid=,args= | grep -E 'rs:\[[12]:|target/.*/rsrun|containerd --config /tmp/rstest|shim-runc-v2 -namespace rstest' | grep -v grep)
+p=$(ps -eo pid=,args= | grep -E 'rs:\[[12]:|target/.*/rsrun|containerd --config /tmp/rstest|shim-r(unc|s)-v2 -namespace rstest' | grep -v grep)
 [ -n "$p" ] && leaks+=("processes: $p")
 
 n=$(ip netns list 2>/dev/null | grep rstest)
