@@ -7,6 +7,29 @@
 //! `start`'s shim sharing observable, and blocks until SIGTERM or SIGINT;
 //! then it removes its socket file and exits 0. It serves no requests: a
 //! real containerd connecting to it will time out.
+//!
+//! The server to build here (decided from a measured prototype, see the
+//! closing note of the session that wrote this): fork safety by staying at
+//! ONE thread, so the engine can fork from inside a request handler.
+//! - tokio `Builder::new_current_thread().enable_all()` only; ttrpc's async
+//!   server (`add_unix_listener(3)`), containerd-shim-protos' `shim_async`
+//!   Task service registered under `containerd.task.v3.Task` AND
+//!   `containerd.task.v2.Task` (containerd 1.6-2.2 call v2 when `start`
+//!   answers a bare address); every RPC overridden (the generated defaults
+//!   answer NOT_FOUND where containerd needs UNIMPLEMENTED).
+//! - Measured: protos + ttrpc + a current-thread runtime stay at 1 thread in
+//!   /proc/self/task across thousands of forking requests; tokio's signal
+//!   driver adds none. These DO add threads and are forbidden here:
+//!   `tokio::fs`, `spawn_blocking`, `tokio::io::std{in,out,err}`,
+//!   `tokio::process` (also a second waiter), containerd-shim's `run()`,
+//!   `RemotePublisher`, `asyncify`-based helpers.
+//! - File I/O with std::fs on the runtime thread; FIFOs with
+//!   `tokio::net::unix::pipe`; events through `shim_async::Client` +
+//!   `EventsClient::forward` with a bounded queue; one reaper task on
+//!   SIGCHLD doing `waitpid(-1, WNOHANG)`, exits of unregistered pids
+//!   buffered; no lock held across `.await` or a fork.
+//! - Prototype figures: stripped LTO binary 1.3 MB, idle PSS 1.1-1.9 MB,
+//!   `connect` round trip 24 us median.
 
 use std::io::Write;
 use std::os::fd::RawFd;
