@@ -123,15 +123,15 @@ fn run(
     }
     let signals = foreground::catch_signals()?;
     log::debug!("run {id}: creating");
-    let wants_tty =
-        flags.console_socket.is_none() && foreground::bundle_wants_terminal(&flags.bundle);
+    let plan = runtime_core::spec::Plan::from_bundle(id, &flags.bundle)?;
+    let wants_tty = flags.console_socket.is_none() && plan.terminal();
     let pty = if wants_tty {
         Some(foreground::ConsolePair::new()?)
     } else {
         None
     };
     let console = pty.as_ref().map(|p| p.child_end()).transpose()?;
-    let st = container::create(root, create_options(flags, id, console)?)?;
+    let st = container::create_planned(root, plan, create_options(flags, id, console)?)?;
     log::debug!("run {id}: created, init pid {}", st.pid);
     let master = pty.map(|p| p.receive()).transpose();
     let master = match master {

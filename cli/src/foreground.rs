@@ -3,7 +3,6 @@
 //! return its exit status as a shell would (128+N for a signal).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -13,14 +12,6 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-
-/// Whether the bundle's process asks for a terminal.
-pub fn bundle_wants_terminal(bundle: &Path) -> bool {
-    runtime_core::spec::load(bundle)
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
-        .unwrap_or(false)
-}
 
 /// A private console socket: the container sends its pty master to one end.
 pub struct ConsolePair {

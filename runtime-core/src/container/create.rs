@@ -61,6 +61,12 @@ impl Drop for Undo<'_> {
 /// Creates the container; returns its state (init waits for `start`).
 pub fn create(root: &Root, opts: CreateOptions) -> Result<State> {
     let plan = Plan::from_bundle(&opts.id, &opts.bundle)?;
+    create_planned(root, plan, opts)
+}
+
+/// Creates the container from an already validated plan (callers that need
+/// to look at the spec first, e.g. for `terminal`, parse it only once).
+pub fn create_planned(root: &Root, plan: Plan, opts: CreateOptions) -> Result<State> {
     if plan.terminal() && opts.console_socket.is_none() {
         return Err(Error::InvalidArgument(
             "cannot allocate tty if runc will detach without setting console socket".into(),

@@ -8,7 +8,7 @@ mod exec;
 mod kill;
 pub(crate) mod start;
 
-pub use create::{create, CreateOptions};
+pub use create::{create, create_planned, CreateOptions};
 pub use delete::delete;
 pub use exec::{exec, ExecOptions};
 pub use kill::{kill, parse_signal};
