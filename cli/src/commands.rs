@@ -97,6 +97,7 @@ fn create_options(flags: CreateFlags, id: &str, console: Option<OwnedFd>) -> Res
         no_pivot: flags.no_pivot,
         no_new_keyring: flags.no_new_keyring,
         preserve_fds: flags.preserve_fds,
+        stdio: None,
     })
 }
 

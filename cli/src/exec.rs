@@ -90,6 +90,7 @@ pub fn exec(root: &Root, a: ExecArgs) -> Result<i32> {
         console_socket,
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
+        stdio: None,
     };
     let signals = (!a.detach).then(foreground::catch_signals).transpose()?;
     let pid = container::exec(root, &a.id, opts)?;

@@ -30,6 +30,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Fds to become the container process's stdin, stdout and stderr (e.g.
+    /// a shim's FIFOs); None: it inherits the caller's stdio.
+    pub stdio: Option<[OwnedFd; 3]>,
 }
 
 /// Removes what a failed create made.
@@ -222,6 +225,7 @@ fn spawn_init(
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
         runtime_hooks: !runtime_hooks.is_empty(),
+        stdio: opts.stdio.as_ref(),
     };
     let spawned = spawn(stage1_of(plan)?, Some(cgroup), |chan| {
         init::run(&args, chan)

@@ -13,7 +13,6 @@ use crate::namespaces::{self, Kind};
 use crate::process::channel::{Channel, Msg};
 use crate::process::finalize;
 use crate::process::spawn::{spawn, Stage1};
-use crate::seccomp::Program;
 use crate::state::{self, Root, Status};
 
 /// Options of `exec`.
@@ -23,6 +22,8 @@ pub struct ExecOptions {
     pub console_socket: Option<OwnedFd>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Fds for the process's stdin/stdout/stderr (None: inherit ours).
+    pub stdio: Option<[OwnedFd; 3]>,
 }
 
 /// Starts the process; returns its pid (a child of the caller).
@@ -61,15 +62,15 @@ pub fn exec(root: &Root, id: &str, opts: ExecOptions) -> Result<i32> {
     let spec = crate::container::start::load_spec(&root.container_dir(id))?;
     let seccomp = crate::spec::seccomp_of(&spec)?;
     let console = opts.console_socket.as_ref().map(|s| s.as_raw_fd());
-    let spawned = spawn(stage, Some(&st.cgroup), |chan| {
-        child(
-            &opts.process,
-            console,
-            opts.preserve_fds,
-            seccomp.as_ref(),
-            chan,
-        )
-    })?;
+    let setup = finalize::Setup {
+        process: &opts.process,
+        console_socket: console,
+        mount_console: false,
+        preserve_fds: opts.preserve_fds,
+        seccomp: seccomp.as_ref(),
+        stdio: opts.stdio.as_ref(),
+    };
+    let spawned = spawn(stage, Some(&st.cgroup), |chan| child(&setup, chan))?;
     drop(lock);
     let reap = |_: &Error| {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(spawned.pid), None);
@@ -93,14 +94,8 @@ pub fn exec(root: &Root, id: &str, opts: ExecOptions) -> Result<i32> {
     Ok(spawned.pid)
 }
 
-fn child(
-    p: &Process,
-    console: Option<i32>,
-    preserve_fds: u32,
-    seccomp: Option<&Program>,
-    chan: &Channel,
-) -> Result<Infallible> {
-    let prepared = finalize::prepare(p, console, false, preserve_fds, seccomp, || Ok(()))?;
+fn child(setup: &finalize::Setup, chan: &Channel) -> Result<Infallible> {
+    let prepared = finalize::prepare(setup, || Ok(()))?;
     chan.send(&Msg::Ready)?;
     finalize::exec(prepared)
 }

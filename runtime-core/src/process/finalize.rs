@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,42 @@ use crate::process::user;
 use crate::seccomp::{self, Program};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How a container process is finished off (see [`prepare`]).
+pub struct Setup<'a> {
+    pub process: &'a Process,
+    /// Connected console socket, when the process has a terminal.
+    pub console_socket: Option<RawFd>,
+    /// Bind the pty over /dev/console (init only).
+    pub mount_console: bool,
+    pub preserve_fds: u32,
+    pub seccomp: Option<&'a Program>,
+    /// Fds to become stdin, stdout and stderr (a shim's FIFOs or pipes);
+    /// None keeps the caller's stdio.
+    pub stdio: Option<&'a [OwnedFd; 3]>,
+}
+
+/// dup2s the given fds onto 0, 1 and 2 (without close-on-exec).
+fn install_stdio(fds: &[OwnedFd; 3]) -> Result<()> {
+    for (target, fd) in fds.iter().enumerate() {
+        let (src, dst) = (fd.as_raw_fd(), target as RawFd);
+        // SAFETY: dup2/fcntl on descriptor numbers we own; no memory involved.
+        let rc = unsafe {
+            if src == dst {
+                libc::fcntl(dst, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(src, dst)
+            }
+        };
+        if rc < 0 {
+            return Err(Error::io(
+                format!("install stdio fd {dst}"),
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Ready-to-exec program.
 pub struct Prepared {
@@ -34,22 +70,20 @@ pub struct Prepared {
 /// Seccomp goes in as late as possible: right before returning when
 /// no_new_privs is set; otherwise before the identity change, while we still
 /// hold CAP_SYS_ADMIN (installing a filter needs one or the other).
-pub fn prepare(
-    p: &Process,
-    console_socket: Option<RawFd>,
-    mount_console: bool,
-    preserve_fds: u32,
-    seccomp: Option<&Program>,
-    before_identity: impl FnOnce() -> Result<()>,
-) -> Result<Prepared> {
+pub fn prepare(s: &Setup, before_identity: impl FnOnce() -> Result<()>) -> Result<Prepared> {
+    let (p, console_socket, preserve_fds, seccomp) =
+        (s.process, s.console_socket, s.preserve_fds, s.seccomp);
     let nnp = p.no_new_privileges().unwrap_or(false);
+    if let Some(fds) = s.stdio {
+        install_stdio(fds)?;
+    }
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     if p.terminal().unwrap_or(false) {
         let socket = console_socket.ok_or_else(|| {
             Error::InvalidArgument("terminal requested but no console socket".into())
         })?;
         let pty = console::open_pty()?;
-        if mount_console {
+        if s.mount_console {
             console::mount_console(&pty.slave, &crate::syscall::Kernel)?;
         }
         if let Some(size) = p.console_size() {

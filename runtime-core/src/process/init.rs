@@ -29,6 +29,8 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// Whether the parent must run createRuntime/prestart hooks mid-way.
     pub runtime_hooks: bool,
+    /// Fds for the process's stdin/stdout/stderr (None: inherit ours).
+    pub stdio: Option<&'a [std::os::fd::OwnedFd; 3]>,
 }
 
 /// Init's whole life: set up, report Ready, wait for `start`, exec.
@@ -64,14 +66,15 @@ pub fn run(a: &InitArgs, chan: &Channel) -> Result<Infallible> {
         join_session_keyring(&plan.id)?;
     }
     // Why before finish_root: /dev/console may live on the root mount.
-    let prepared = finalize::prepare(
-        &plan.process,
-        a.console_socket,
-        true,
-        a.preserve_fds,
-        plan.seccomp.as_ref(),
-        || rootfs::finish_root(plan, sys),
-    )?;
+    let setup = finalize::Setup {
+        process: &plan.process,
+        console_socket: a.console_socket,
+        mount_console: true,
+        preserve_fds: a.preserve_fds,
+        seccomp: plan.seccomp.as_ref(),
+        stdio: a.stdio,
+    };
+    let prepared = finalize::prepare(&setup, || rootfs::finish_root(plan, sys))?;
     chan.send(&Msg::Ready)?;
     wait_for_start(a.fifo, || {
         run_hooks(&plan.spec, Point::StartContainer, plan, host_pid, "created")
