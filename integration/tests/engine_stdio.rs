@@ -91,11 +91,13 @@ fn wait_stopped(root: &Root, id: &str) {
     panic!("{id} never stopped");
 }
 
+type Case = (&'static str, fn(&Root));
+
 fn main() {
     integration::require_root();
     let dir = std::path::Path::new(STATE_PARENT).join(unique("engine"));
     let root = Root::new(&dir);
-    let tests: [(&str, fn(&Root)); 2] = [
+    let tests: [Case; 2] = [
         ("init_uses_given_stdio", init_uses_given_stdio),
         ("exec_uses_given_stdio", exec_uses_given_stdio),
     ];
