@@ -259,3 +259,19 @@ fn failed_creates_leave_the_root_reusable() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(wait_until(Duration::from_secs(2), || rt.ids().is_empty()));
 }
+
+/// An AppArmor profile the engine cannot apply is refused, never ignored
+/// (this host has no AppArmor; runc refuses the same config).
+#[test]
+fn apparmor_profile_is_refused_not_ignored() {
+    let (rt, mut b) = (Runtime::rsrun(), Bundle::new());
+    b.config["process"]["apparmorProfile"] = serde_json::json!("docker-default");
+    b.save();
+    let id = unique("aa");
+    let r = rt.run(&["run", "--bundle", b.path(), &id]);
+    assert!(r.err().contains("apparmorProfile"), "{r:?}");
+    assert_eq!(r.stderr.trim_end().lines().count(), 1, "{r:?}");
+    assert_nothing_left(&rt, &b, &id);
+    let r = Runtime::runc().run(&["run", "--bundle", b.path(), &unique("aa-runc")]);
+    assert_ne!(r.code, 0, "runc refuses it too: {r:?}");
+}

@@ -21,6 +21,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 /// Rules for a process (init's or an exec's); `field` prefixes errors.
 pub fn validate_process(p: &Process, field: &str) -> Result<()> {
+    security_labels(p, field)?;
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
         return Err(Error::InvalidSpec(format!(
@@ -57,6 +58,36 @@ pub fn validate_process(p: &Process, field: &str) -> Result<()> {
             )));
         }
         seen.push(r.typ());
+    }
+    Ok(())
+}
+
+/// LSM labels are not applied by this engine yet: asking for one must fail,
+/// never run the process unconfined. (runc also refuses an AppArmor profile
+/// on a host without AppArmor; an SELinux label is a no-op where SELinux is
+/// off, as in runc.)
+fn security_labels(p: &Process, field: &str) -> Result<()> {
+    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
+        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.trim() == "Y");
+        let why = if enabled {
+            "AppArmor profiles are not supported by rs yet"
+        } else {
+            "AppArmor is not enabled on this host"
+        };
+        return Err(Error::Unsupported(format!(
+            "{field}.apparmorProfile {profile:?}: {why}"
+        )));
+    }
+    let selinux_on = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    if let Some(label) = p
+        .selinux_label()
+        .as_deref()
+        .filter(|s| !s.is_empty() && selinux_on)
+    {
+        return Err(Error::Unsupported(format!(
+            "{field}.selinuxLabel {label:?}: SELinux labels are not supported by rs yet"
+        )));
     }
     Ok(())
 }
