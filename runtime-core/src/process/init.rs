@@ -106,9 +106,38 @@ fn apply_sysctl(spec: &Spec) -> Result<()> {
         .as_ref()
         .and_then(|l| l.sysctl().clone())
         .unwrap_or_default();
+    if map.is_empty() {
+        return Ok(());
+    }
+    // Through the container's own procfs, never across a mount or a symlink
+    // (CVE-2025-52881: a racing mount could redirect a /proc write).
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let proc_dir = nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "open /proc".into())?;
+    let fs = nix::sys::statfs::fstatfs(&proc_dir).ctx(|| "statfs /proc".into())?;
+    if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(Error::InvalidSpec(
+            "sysctl: /proc in the container is not procfs".into(),
+        ));
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_WRONLY | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_NO_XDEV
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_BENEATH,
+        );
     for (k, v) in map {
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        std::fs::write(&path, &v).ctx(|| format!("write sysctl {k}={v}"))?;
+        let rel = format!("sys/{}", k.replace('.', "/"));
+        let fd = openat2(&proc_dir, rel.as_str(), how).ctx(|| format!("open sysctl {k}"))?;
+        let mut f = std::fs::File::from(fd);
+        use std::io::Write;
+        f.write_all(v.as_bytes())
+            .ctx(|| format!("write sysctl {k}={v}"))?;
     }
     Ok(())
 }
