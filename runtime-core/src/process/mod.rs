@@ -9,15 +9,15 @@
 //! ```text
 //!  parent (rsrun)                stage 1 "rs:[1:STAGE]"         init / exec "rs:[2:INIT]"
 //!  ─────────────                 ─────────────────────          ─────────────────────────
-//!  fork ───────────────────────▶
-//!  put stage 1 in the cgroup
-//!  Go ─────────────────────────▶ setns every path-given
+//!  fork ───────────────────────▶ setns every path-given
 //!                                namespace (user first)
 //!                                unshare(user) if new
 //!                      ◀──────── UserNsCreated
 //!  write uid_map/gid_map
 //!  MapsWritten ────────────────▶ become root in the userns
-//!                                unshare(the other new ones)
+//!  put stage 1 in the cgroup,    unshare(the other new ones but
+//!  apply the limits              cgroup) — in parallel
+//!  Go ─────────────────────────▶ unshare(cgroup): rooted in ours
 //!                                write timens offsets
 //!                                clone(CLONE_PARENT) ──────────▶ (is the parent's child, so
 //!                      ◀──────── InitPid(pid)                     `run` can wait for it)

@@ -91,6 +91,13 @@ pub fn spawn(
 }
 
 fn drive_stage1(s1: i32, stage: &Stage1, cgroup: Option<&Cgroup>, chan: &Channel) -> Result<i32> {
+    if stage.new_user {
+        chan.expect(Msg::UserNsCreated)?;
+        write_id_maps(s1, &stage.uid_maps, &stage.gid_maps)?;
+        chan.send(&Msg::MapsWritten)?;
+    }
+    // Stage 1 creates its namespaces meanwhile (the new netns alone takes
+    // about as long as this first cgroup.procs write).
     if let Some(cg) = cgroup {
         cg.add_pid(s1)?;
         if let Some(r) = &stage.resources {
@@ -98,11 +105,6 @@ fn drive_stage1(s1: i32, stage: &Stage1, cgroup: Option<&Cgroup>, chan: &Channel
         }
     }
     chan.send(&Msg::Go)?;
-    if stage.new_user {
-        chan.expect(Msg::UserNsCreated)?;
-        write_id_maps(s1, &stage.uid_maps, &stage.gid_maps)?;
-        chan.send(&Msg::MapsWritten)?;
-    }
     match chan.expect_any("reporting its pid")? {
         Msg::InitPid(pid) => Ok(pid),
         other => Err(Error::Child(format!(
@@ -122,7 +124,6 @@ fn stage1(
     // The flag is inherited by the clone below and reset by its execve.
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
     reset_signals();
-    chan.expect(Msg::Go)?;
     for j in &stage.joins {
         namespaces::join(j)?;
     }
@@ -132,7 +133,12 @@ fn stage1(
         chan.expect(Msg::MapsWritten)?;
         become_ns_root()?;
     }
-    namespaces::create(stage.unshare)?;
+    // Everything but the cgroup namespace can be made while the parent
+    // places us in the cgroup; the cgroup namespace must be rooted there.
+    let cgroupns = CloneFlags::CLONE_NEWCGROUP;
+    namespaces::create(stage.unshare - cgroupns)?;
+    chan.expect(Msg::Go)?;
+    namespaces::create(stage.unshare & cgroupns)?;
     if let Some(offsets) = &stage.time_offsets {
         std::fs::write("/proc/self/timens_offsets", offsets)
             .ctx(|| "write /proc/self/timens_offsets".into())?;
