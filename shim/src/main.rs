@@ -70,7 +70,7 @@ fn run(args: impl Iterator<Item = String>) -> i32 {
             warn_unknown(&flags);
             reply(delete::run(&flags))
         }
-        Action::Serve => serve::run(),
+        Action::Serve => serve::run(&flags),
     }
 }
 

@@ -1,0 +1,305 @@
+//! `containerd-shim-rs-v2` as the runtime of a private containerd, driven
+//! with `ctr run --runtime <absolute path of the shim>` (containerd ≥ 1.6
+//! accepts a path as the runtime name): the task API end to end — create,
+//! start, wait, exit codes, kill, ps, delete, shutdown, events (ctr's exit
+//! status comes from Wait; `task ls` from State).
+//!
+//! Every test uses its own containerd namespace (`rstest-shimc-<pid>-<n>`)
+//! and puts its containers' cgroups under /rstest/ (`ctr run --cgroup`).
+//! After each task: no server of that namespace left, its socket file
+//! gone, its cgroup gone. containerd, and any shim left over after a failed
+//! assertion, are killed by pid on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use integration::*;
+
+fn shim_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let bin = target.join("debug/containerd-shim-rs-v2");
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build -p containerd-shim-rs-v2",
+        bin.display()
+    );
+    std::fs::canonicalize(bin).unwrap()
+}
+
+/// A private containerd with its own namespace; on drop its tasks are
+/// removed, leftover shims of the namespace killed, containerd killed and
+/// its dirs removed.
+struct Containerd {
+    dir: PathBuf,
+    ns: String,
+    child: Child,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        require_root();
+        let dir = std::env::temp_dir().join(unique("rstest-ctrd-rs"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd is installed (make test installs it)");
+        let c = Containerd {
+            dir,
+            ns: unique("rstest-shimc"),
+            child,
+        };
+        let up = wait_until(Duration::from_secs(20), || c.ctr(&["version"]).code == 0);
+        assert!(up, "containerd did not come up: {}", c.log());
+        c
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    fn ctr(&self, args: &[&str]) -> Run {
+        let o = Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.join("c.sock"))
+            .args(["--namespace", &self.ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// `ctr run` with our shim, a busybox rootfs and a cgroup under /rstest.
+    fn run(&self, flags: &[&str], rootfs: &Path, id: &str, argv: &[&str]) -> Run {
+        let bin = shim_bin();
+        let cgroup = self.cgroup(id);
+        let mut args = vec!["run", "--runtime", bin.to_str().unwrap()];
+        args.extend(["--cgroup", &cgroup]);
+        args.extend(flags);
+        args.extend(["--rootfs", rootfs.to_str().unwrap(), id]);
+        args.extend(argv);
+        self.ctr(&args)
+    }
+
+    fn cgroup(&self, id: &str) -> String {
+        format!("{CGROUP_PARENT}/{}-{id}", self.ns)
+    }
+
+    /// The server socket `start` computes for task `id` (no grouping
+    /// annotation: the id groups).
+    fn socket(&self, id: &str) -> PathBuf {
+        let key = format!("{}/{}/{id}", self.dir.join("c.sock").display(), self.ns);
+        let out = Command::new("sh")
+            .args(["-c", "printf %s \"$1\" | sha256sum", "sh", &key])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let hex = text.split_whitespace().next().unwrap().to_string();
+        PathBuf::from("/run/containerd/s").join(hex)
+    }
+
+    /// Pids of live (non-zombie) shim servers of this namespace.
+    fn shims(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let argv = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let words: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+            let is_shim = words
+                .first()
+                .is_some_and(|w| w.ends_with(b"containerd-shim-rs-v2"));
+            let ours = words.contains(&self.ns.as_bytes());
+            let zombie = std::fs::read_to_string(e.path().join("stat"))
+                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(true);
+            if is_shim && ours && !zombie {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    /// Asserts that task `id` left nothing: no server, socket or cgroup.
+    fn assert_gone(&self, id: &str) {
+        assert!(
+            wait_until(Duration::from_secs(10), || self.shims().is_empty()),
+            "shim servers left: {:?}\n{}",
+            self.shims(),
+            self.log()
+        );
+        let sock = self.socket(id);
+        assert!(!sock.exists(), "socket {} left", sock.display());
+        assert!(!cgroup_exists(&self.cgroup(id)), "cgroup of {id} left");
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        for id in self.ctr(&["task", "ls", "-q"]).stdout.lines() {
+            let _ = self.ctr(&["task", "kill", "-s", "KILL", id]);
+            let _ = self.ctr(&["task", "rm", "-f", id]);
+        }
+        for id in self.ctr(&["container", "ls", "-q"]).stdout.lines() {
+            let _ = self.ctr(&["container", "rm", id]);
+        }
+        for pid in self.shims() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        // The engine root of this namespace (its containers are gone).
+        let _ = std::fs::remove_dir(Path::new("/run/containerd/rs").join(&self.ns));
+    }
+}
+
+fn threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn rs_shim_runs_echo_and_cleans_up() {
+    let ctrd = Containerd::start();
+    let b = Bundle::new();
+    let r = ctrd.run(&["--rm"], &b.rootfs(), "echo", &["/bin/echo", "hi"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "hi\n"),
+        "{r:?}\n{}",
+        ctrd.log()
+    );
+    ctrd.assert_gone("echo");
+    assert!(ctrd.ctr(&["container", "ls", "-q"]).ok().trim().is_empty());
+}
+
+#[test]
+fn rs_shim_reports_exit_codes() {
+    let ctrd = Containerd::start();
+    let b = Bundle::new();
+    let r = ctrd.run(&["--rm"], &b.rootfs(), "seven", &["sh", "-c", "exit 7"]);
+    assert_eq!(r.code, 7, "{r:?}\n{}", ctrd.log());
+    ctrd.assert_gone("seven");
+    let r = ctrd.run(
+        &["--rm"],
+        &b.rootfs(),
+        "both",
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str(), r.stderr.as_str()),
+        (3, "out\n", "err\n"),
+        "{r:?}"
+    );
+    ctrd.assert_gone("both");
+}
+
+#[test]
+fn rs_shim_detached_ps_kill_and_remove() {
+    let ctrd = Containerd::start();
+    let b = Bundle::new();
+    let r = ctrd.run(&["-d"], &b.rootfs(), "bg", &["sleep", "60"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
+    let ls = ctrd.ctr(&["task", "ls"]);
+    let line = ls
+        .ok()
+        .lines()
+        .find(|l| l.starts_with("bg "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(line.contains("RUNNING"), "{ls:?}");
+    let pid = line.split_whitespace().nth(1).unwrap().to_string();
+    assert!(alive(pid.parse().unwrap()), "task pid {pid} is alive");
+    assert!(
+        ctrd.socket("bg").exists(),
+        "server socket exists while running"
+    );
+    let shims = ctrd.shims();
+    assert_eq!(shims.len(), 1, "one server");
+    assert_eq!(threads(shims[0]), 1, "the server stays single-threaded");
+
+    let ps = ctrd.ctr(&["task", "ps", "bg"]);
+    assert!(
+        ps.ok()
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(pid.as_str())),
+        "{ps:?}"
+    );
+
+    // A running task cannot be removed.
+    assert_ne!(ctrd.ctr(&["task", "rm", "bg"]).code, 0);
+
+    ctrd.ctr(&["task", "kill", "-s", "KILL", "bg"]).ok();
+    let stopped = wait_until(Duration::from_secs(10), || {
+        ctrd.ctr(&["task", "ls"])
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("bg ") && l.contains("STOPPED"))
+    });
+    assert!(stopped, "{:?}", ctrd.ctr(&["task", "ls"]));
+    // Signalling a finished process: NotFound from the server.
+    let again = ctrd.ctr(&["task", "kill", "-s", "KILL", "bg"]);
+    assert!(again.stderr.contains("not found"), "{again:?}");
+    ctrd.ctr(&["task", "rm", "bg"]).ok();
+    ctrd.ctr(&["container", "rm", "bg"]).ok();
+    ctrd.assert_gone("bg");
+    assert!(!alive(pid.parse().unwrap()) || !Path::new(&format!("/proc/{pid}/cgroup")).exists());
+}
+
+#[test]
+fn rs_shim_execs_in_a_running_task() {
+    let ctrd = Containerd::start();
+    let b = Bundle::new();
+    let r = ctrd.run(&["-d"], &b.rootfs(), "ex", &["sleep", "60"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
+    let r = ctrd.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "ex",
+        "sh",
+        "-c",
+        "echo in-exec; exit 4",
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (4, "in-exec\n"),
+        "{r:?}\n{}",
+        ctrd.log()
+    );
+    for pid in ctrd.shims() {
+        assert_eq!(threads(pid), 1, "the server stays single-threaded");
+    }
+    ctrd.ctr(&["task", "kill", "-s", "KILL", "ex"]).ok();
+    assert!(wait_until(Duration::from_secs(10), || ctrd
+        .ctr(&["task", "ls"])
+        .stdout
+        .contains("STOPPED")));
+    ctrd.ctr(&["task", "rm", "ex"]).ok();
+    ctrd.ctr(&["container", "rm", "ex"]).ok();
+    ctrd.assert_gone("ex");
+}
