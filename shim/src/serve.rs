@@ -46,6 +46,7 @@ mod reaper;
 mod service;
 mod status;
 mod tables;
+mod task;
 
 use std::io::Write;
 use std::os::fd::RawFd;

@@ -5,15 +5,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use async_trait::async_trait;
 use containerd_shim_protos::api;
 use containerd_shim_protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
 use containerd_shim_protos::protobuf::{EnumOrUnknown, MessageField};
-use containerd_shim_protos::shim_async::Task;
-use containerd_shim_protos::ttrpc::{self, r#async::TtrpcContext};
 use nix::sys::signal::Signal;
 use runtime_core::container::{self, CreateOptions, ExecOptions};
 use runtime_core::state::Root;
@@ -21,7 +18,7 @@ use tokio::sync::Notify;
 
 use super::events::Publisher;
 use super::io;
-use super::status::{reply, RpcError, RpcResult};
+use super::status::{RpcError, RpcResult};
 use super::tables::{timestamp, Container, Proc, Tables};
 
 /// Settings fixed for the server's lifetime.
@@ -63,7 +60,10 @@ impl Service {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn do_create(&self, req: api::CreateTaskRequest) -> RpcResult<api::CreateTaskResponse> {
+    pub(super) fn do_create(
+        &self,
+        req: api::CreateTaskRequest,
+    ) -> RpcResult<api::CreateTaskResponse> {
         if req.terminal {
             return Err(RpcError::Unimplemented(
                 "terminal tasks are not supported yet".into(),
@@ -148,7 +148,7 @@ impl Service {
         })
     }
 
-    fn do_start(&self, req: api::StartRequest) -> RpcResult<api::StartResponse> {
+    pub(super) fn do_start(&self, req: api::StartRequest) -> RpcResult<api::StartResponse> {
         if req.exec_id.is_empty() {
             self.start_init(&req.id)
         } else {
@@ -247,7 +247,7 @@ impl Service {
         })
     }
 
-    fn do_exec(&self, req: api::ExecProcessRequest) -> RpcResult<Empty> {
+    pub(super) fn do_exec(&self, req: api::ExecProcessRequest) -> RpcResult<Empty> {
         if req.terminal {
             return Err(RpcError::Unimplemented(
                 "terminal execs are not supported yet".into(),
@@ -299,7 +299,7 @@ impl Service {
         Ok(Empty::new())
     }
 
-    fn do_state(&self, req: api::StateRequest) -> RpcResult<api::StateResponse> {
+    pub(super) fn do_state(&self, req: api::StateRequest) -> RpcResult<api::StateResponse> {
         let t = self.tables();
         let c = container_of(&t, &req.id)?;
         let p = proc_of(c, &req.id, &req.exec_id)?;
@@ -325,7 +325,7 @@ impl Service {
         })
     }
 
-    fn do_kill(&self, req: api::KillRequest) -> RpcResult<Empty> {
+    pub(super) fn do_kill(&self, req: api::KillRequest) -> RpcResult<Empty> {
         let sig = i32::try_from(req.signal)
             .ok()
             .and_then(|s| Signal::try_from(s).ok())
@@ -363,7 +363,7 @@ impl Service {
         Ok(Empty::new())
     }
 
-    fn do_delete(&self, req: api::DeleteRequest) -> RpcResult<api::DeleteResponse> {
+    pub(super) fn do_delete(&self, req: api::DeleteRequest) -> RpcResult<api::DeleteResponse> {
         if !req.exec_id.is_empty() {
             let mut t = self.tables();
             let c = t
@@ -425,7 +425,7 @@ impl Service {
         Ok(resp)
     }
 
-    fn do_pids(&self, req: api::PidsRequest) -> RpcResult<api::PidsResponse> {
+    pub(super) fn do_pids(&self, req: api::PidsRequest) -> RpcResult<api::PidsResponse> {
         let pids = container::pids(&self.root(), &req.id)?;
         Ok(api::PidsResponse {
             processes: pids
@@ -439,7 +439,7 @@ impl Service {
         })
     }
 
-    async fn do_wait(&self, req: api::WaitRequest) -> RpcResult<api::WaitResponse> {
+    pub(super) async fn do_wait(&self, req: api::WaitRequest) -> RpcResult<api::WaitResponse> {
         let mut rx = {
             let t = self.tables();
             let c = container_of(&t, &req.id)?;
@@ -457,7 +457,7 @@ impl Service {
         })
     }
 
-    fn do_connect(&self, req: api::ConnectRequest) -> RpcResult<api::ConnectResponse> {
+    pub(super) fn do_connect(&self, req: api::ConnectRequest) -> RpcResult<api::ConnectResponse> {
         let task_pid = self
             .tables()
             .containers
@@ -471,7 +471,7 @@ impl Service {
         })
     }
 
-    fn do_shutdown(&self) -> RpcResult<Empty> {
+    pub(super) fn do_shutdown(&self) -> RpcResult<Empty> {
         if self.tables().containers.is_empty() {
             log::info!("shutdown: no containers left");
             self.shutdown.notify_one();
@@ -517,140 +517,4 @@ fn assert_single_thread() {
         1,
         "the shim server must be single-threaded when the engine forks"
     );
-}
-
-fn unimplemented<T>(method: &str) -> ttrpc::Result<T> {
-    reply(
-        method,
-        Err(RpcError::Unimplemented(format!(
-            "{method} is not implemented"
-        ))),
-    )
-}
-
-#[async_trait]
-impl Task for Service {
-    async fn state(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::StateRequest,
-    ) -> ttrpc::Result<api::StateResponse> {
-        reply("state", self.do_state(req))
-    }
-
-    async fn create(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::CreateTaskRequest,
-    ) -> ttrpc::Result<api::CreateTaskResponse> {
-        reply("create", self.do_create(req))
-    }
-
-    async fn start(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::StartRequest,
-    ) -> ttrpc::Result<api::StartResponse> {
-        reply("start", self.do_start(req))
-    }
-
-    async fn delete(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::DeleteRequest,
-    ) -> ttrpc::Result<api::DeleteResponse> {
-        reply("delete", self.do_delete(req))
-    }
-
-    async fn pids(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::PidsRequest,
-    ) -> ttrpc::Result<api::PidsResponse> {
-        reply("pids", self.do_pids(req))
-    }
-
-    async fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> ttrpc::Result<Empty> {
-        unimplemented("pause")
-    }
-
-    async fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> ttrpc::Result<Empty> {
-        unimplemented("resume")
-    }
-
-    async fn checkpoint(
-        &self,
-        _ctx: &TtrpcContext,
-        _req: api::CheckpointTaskRequest,
-    ) -> ttrpc::Result<Empty> {
-        unimplemented("checkpoint")
-    }
-
-    async fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> ttrpc::Result<Empty> {
-        reply("kill", self.do_kill(req))
-    }
-
-    async fn exec(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::ExecProcessRequest,
-    ) -> ttrpc::Result<Empty> {
-        reply("exec", self.do_exec(req))
-    }
-
-    async fn resize_pty(
-        &self,
-        _ctx: &TtrpcContext,
-        _req: api::ResizePtyRequest,
-    ) -> ttrpc::Result<Empty> {
-        unimplemented("resize_pty")
-    }
-
-    async fn close_io(
-        &self,
-        _ctx: &TtrpcContext,
-        _req: api::CloseIORequest,
-    ) -> ttrpc::Result<Empty> {
-        unimplemented("close_io")
-    }
-
-    async fn update(
-        &self,
-        _ctx: &TtrpcContext,
-        _req: api::UpdateTaskRequest,
-    ) -> ttrpc::Result<Empty> {
-        unimplemented("update")
-    }
-
-    async fn wait(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::WaitRequest,
-    ) -> ttrpc::Result<api::WaitResponse> {
-        reply("wait", self.do_wait(req).await)
-    }
-
-    async fn stats(
-        &self,
-        _ctx: &TtrpcContext,
-        _req: api::StatsRequest,
-    ) -> ttrpc::Result<api::StatsResponse> {
-        unimplemented("stats")
-    }
-
-    async fn connect(
-        &self,
-        _ctx: &TtrpcContext,
-        req: api::ConnectRequest,
-    ) -> ttrpc::Result<api::ConnectResponse> {
-        reply("connect", self.do_connect(req))
-    }
-
-    async fn shutdown(
-        &self,
-        _ctx: &TtrpcContext,
-        _req: api::ShutdownRequest,
-    ) -> ttrpc::Result<Empty> {
-        reply("shutdown", self.do_shutdown())
-    }
 }
