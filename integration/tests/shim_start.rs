@@ -2,8 +2,8 @@
 //! them (cwd = bundle, Go-style flags, empty stdin), compared with Debian's
 //! `containerd-shim-runc-v2` where the Go shim is the reference.
 //!
-//! The server our `start` spawns is still a placeholder that holds its
-//! listening socket until SIGTERM; that is enough to observe sharing. Every
+//! The server our `start` spawns idles on its listening socket until
+//! SIGTERM when nothing talks to it; that is enough to observe sharing. Every
 //! test uses its own namespace (`rstest-shim-<pid>-<n>`), so the socket
 //! addresses collide with nothing real; every server is stopped by pid and
 //! every socket file removed, also when an assertion fails.
