@@ -73,7 +73,9 @@ impl Containerd {
     }
 
     fn ctr(&self, args: &[&str]) -> Run {
-        let o = Command::new("ctr")
+        // A hang is a failure (exit 124), not a stuck test run.
+        let o = Command::new("timeout")
+            .args(["60", "ctr"])
             .arg("--address")
             .arg(self.dir.join("c.sock"))
             .args(["--namespace", &self.ns])
@@ -194,6 +196,21 @@ fn rs_shim_runs_echo_and_cleans_up() {
     );
     ctrd.assert_gone("echo");
     assert!(ctrd.ctr(&["container", "ls", "-q"]).ok().trim().is_empty());
+}
+
+/// Back-to-back `run --rm` with one id: each `start` lands on the socket
+/// the previous shim is just leaving. The dying shim must unlink it at
+/// Shutdown so the next `start` binds afresh (it once took the Create and
+/// exited, orphaning the container and hanging ctr).
+#[test]
+fn rs_shim_back_to_back_runs_with_one_id() {
+    let ctrd = Containerd::start();
+    let b = Bundle::new();
+    for i in 0..15 {
+        let r = ctrd.run(&["--rm"], &b.rootfs(), "again", &["/bin/true"]);
+        assert_eq!(r.code, 0, "run {i}: {r:?}\n{}", ctrd.log());
+    }
+    ctrd.assert_gone("again");
 }
 
 #[test]

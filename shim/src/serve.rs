@@ -93,7 +93,7 @@ pub fn run(flags: &Flags) -> i32 {
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         log::warn!("set child subreaper: {}", std::io::Error::last_os_error());
     }
-    let config = match config(flags) {
+    let config = match config(flags, &socket) {
         Ok(c) => c,
         Err(e) => {
             log::error!("{e}");
@@ -123,7 +123,7 @@ pub fn run(flags: &Flags) -> i32 {
 }
 
 /// Engine settings from `<bundle>/rs-options.json` (cwd is the bundle).
-fn config(flags: &Flags) -> Result<service::Config, String> {
+fn config(flags: &Flags, socket: &Path) -> Result<service::Config, String> {
     if flags.namespace.is_empty() {
         return Err("shim namespace cannot be empty".into());
     }
@@ -138,6 +138,7 @@ fn config(flags: &Flags) -> Result<service::Config, String> {
         root: crate::delete::state_root(opts.root.as_deref(), &flags.namespace),
         no_pivot: opts.no_pivot_root,
         no_new_keyring: opts.no_new_keyring,
+        socket: socket.to_path_buf(),
     })
 }
 

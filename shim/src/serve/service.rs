@@ -27,6 +27,9 @@ pub struct Config {
     pub root: PathBuf,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    /// The listening socket's file, unlinked as soon as Shutdown decides to
+    /// exit (so a new `start` binds afresh instead of sharing a dying shim).
+    pub socket: PathBuf,
 }
 
 pub struct Service {
@@ -35,6 +38,8 @@ pub struct Service {
     events: Publisher,
     /// Notified when `Shutdown` finds no containers left.
     shutdown: Arc<Notify>,
+    /// Set once Shutdown decided to exit: no new container may be created.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
@@ -49,6 +54,7 @@ impl Service {
             tables,
             events,
             shutdown,
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -64,6 +70,11 @@ impl Service {
         &self,
         req: api::CreateTaskRequest,
     ) -> RpcResult<api::CreateTaskResponse> {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            // A `start` raced our Shutdown and shared this socket: refuse
+            // rather than create a container we would abandon on exit.
+            return Err(RpcError::FailedPrecondition("shim is shutting down".into()));
+        }
         if req.terminal {
             return Err(RpcError::Unimplemented(
                 "terminal tasks are not supported yet".into(),
@@ -474,6 +485,9 @@ impl Service {
     pub(super) fn do_shutdown(&self) -> RpcResult<Empty> {
         if self.tables().containers.is_empty() {
             log::info!("shutdown: no containers left");
+            self.closing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::fs::remove_file(&self.config.socket);
             self.shutdown.notify_one();
         }
         Ok(Empty::new())
