@@ -34,8 +34,19 @@ pub(crate) fn plan(cpu: &LinuxCpu) -> Vec<Setting> {
         .collect()
 }
 
-/// v1: copies cpuset.cpus and cpuset.mems from each newly created directory's parent, top
-/// down, where the new directory's own value is still empty.
+/// Every directory from just below `mount_point` down to `dir`, top down.
+pub(crate) fn levels(mount_point: &Path, dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| d.starts_with(mount_point) && *d != mount_point)
+        .map(Path::to_path_buf)
+        .collect();
+    out.reverse();
+    out
+}
+
+/// v1: copies cpuset.cpus and cpuset.mems from each directory's parent, top
+/// down, where the directory's own value is still empty.
 pub(crate) fn inherit_v1(new_dirs: &[PathBuf]) -> Result<()> {
     for dir in new_dirs {
         let parent = dir.parent().ok_or_else(|| Error::InvalidPath {
@@ -83,7 +94,10 @@ mod tests {
             std::fs::write(dir.join("cpuset.cpus"), cpus).unwrap();
             std::fs::write(dir.join("cpuset.mems"), mems).unwrap();
         }
-        inherit_v1(&[a.clone(), b.clone()]).unwrap();
+        // `a` pre-existed (another create made it and has not filled it
+        // yet); only `b` is new, but every level below the root is filled.
+        assert_eq!(levels(root, &b), vec![a.clone(), b.clone()]);
+        inherit_v1(&levels(root, &b)).unwrap();
         assert_eq!(fs::read(&a, "cpuset.cpus").unwrap(), "0-3");
         assert_eq!(fs::read(&b, "cpuset.cpus").unwrap(), "0-3");
         assert_eq!(fs::read(&b, "cpuset.mems").unwrap(), "1", "own value kept");

@@ -182,7 +182,11 @@ impl Cgroup {
             fs::mkdir_p(&h.mount.mount_point, &h.dir, &mut self.created)?;
             let new = &self.created[first_new..];
             match h.mount.fs {
-                FsType::Cgroup if h.mount.has("cpuset") => cpuset::inherit_v1(new)?,
+                // Every level, not only the new ones: a parent another
+                // create just made may still be empty (ENOSPC on attach).
+                FsType::Cgroup if h.mount.has("cpuset") && !new.is_empty() => {
+                    cpuset::inherit_v1(&cpuset::levels(&h.mount.mount_point, &h.dir))?
+                }
                 FsType::Cgroup2 if self.layout == Layout::V2 => {
                     fs::enable_controllers(&h.mount.mount_point, &h.dir)?
                 }
