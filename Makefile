@@ -66,6 +66,8 @@ demo: deps release
 
 bench: deps release
 	bench/run.sh
+	$(CARGO) build --release -p containerd-shim-rs-v2
+	bench/shim.sh
 
 clean:
 	$(CARGO) clean
