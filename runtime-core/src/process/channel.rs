@@ -54,6 +54,9 @@ impl Channel {
         let n = loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The peer died with our message unread (e.g. OOM-killed):
+                // that is the same as EOF for the protocol.
+                Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
                 r => break r.ctx(|| "receive on sync socket".into())?,
             }
         };

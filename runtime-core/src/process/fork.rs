@@ -70,8 +70,25 @@ pub fn set_name(name: &str) {
 /// Waits for a child that is exiting and says how it ended, e.g. "killed by
 /// signal SIGKILL (out of memory? check linux.resources.memory)".
 pub fn describe_exit(pid: i32) -> String {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+    describe(nix::sys::wait::waitpid(
+        nix::unistd::Pid::from_raw(pid),
+        None,
+    ))
+}
+
+/// Like [`describe_exit`] for a child that has already exited; None (and
+/// nothing reaped) while it still runs.
+pub fn exited_how(pid: i32) -> Option<String> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) => None,
+        other => Some(describe(other)),
+    }
+}
+
+fn describe(status: nix::Result<nix::sys::wait::WaitStatus>) -> String {
+    use nix::sys::wait::WaitStatus;
+    match status {
         Ok(WaitStatus::Exited(_, c)) => format!("exit status {c}"),
         Ok(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)) => {
             "killed by SIGKILL (out of memory? check linux.resources.memory)".into()

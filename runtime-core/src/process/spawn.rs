@@ -80,11 +80,16 @@ pub fn spawn(
                 Err(Error::Child(msg)) if msg.contains("exited before") => {
                     Err(Error::Child(format!("{msg}: {}", fork::describe_exit(s1))))
                 }
-                Err(e) => {
-                    let _ = kill(Pid::from_raw(s1), Signal::SIGKILL);
-                    let _ = fork::wait_code(s1);
-                    Err(e)
-                }
+                Err(e) => match fork::exited_how(s1) {
+                    // It died on its own (e.g. OOM-killed by the limits just
+                    // applied): that is the real error.
+                    Some(how) => Err(Error::Child(format!("{e}: container process {how}"))),
+                    None => {
+                        let _ = kill(Pid::from_raw(s1), Signal::SIGKILL);
+                        let _ = fork::wait_code(s1);
+                        Err(e)
+                    }
+                },
             }
         }
     }
