@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{json, Value};
 
+mod containerd;
+pub use containerd::Containerd;
+
 /// Where test state roots live (checked by leakcheck.sh).
 pub const STATE_PARENT: &str = "/run/rstest";
 /// Cgroup parent of every test container (checked by leakcheck.sh).

@@ -4,86 +4,13 @@
 //! files containerd uses. A private containerd (own root, state, sockets)
 //! is started for the test and stopped after it.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use integration::*;
 
-/// A private containerd; killed (by pid) and its dirs removed on drop.
-struct Containerd {
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Containerd {
-    fn start() -> Containerd {
-        require_root();
-        let dir = std::env::temp_dir().join(unique("rstest-ctrd"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n",
-            d = dir.display()
-        );
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd is installed (make test installs it)");
-        let c = Containerd { dir, child };
-        let up = wait_until(Duration::from_secs(20), || c.ctr(&["version"]).code == 0);
-        assert!(up, "containerd did not come up: {}", c.log());
-        c
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ctr");
-        c.arg("--address")
-            .arg(self.dir.join("c.sock"))
-            .args(["--namespace", "rstest"])
-            .args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn ctr(&self, args: &[&str]) -> Run {
-        let o = self.cmd(args).output().unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    /// `ctr run` flags that select rsrun with a private runc root.
-    fn run_args<'a>(&'a self, bin: &'a str, root: &'a str) -> Vec<&'a str> {
-        vec!["run", "--runc-binary", bin, "--runc-root", root]
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        for id in self.ctr(&["task", "ls", "-q"]).stdout.lines() {
-            let _ = self.ctr(&["task", "kill", "-s", "KILL", id]);
-            let _ = self.ctr(&["task", "rm", "-f", id]);
-        }
-        for id in self.ctr(&["container", "ls", "-q"]).stdout.lines() {
-            let _ = self.ctr(&["container", "rm", id]);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// `ctr run` flags that select rsrun with a private runc root.
+fn run_args<'a>(bin: &'a str, root: &'a str) -> Vec<&'a str> {
+    vec!["run", "--runc-binary", bin, "--runc-root", root]
 }
 
 fn rootfs() -> (Bundle, String) {
@@ -94,7 +21,7 @@ fn rootfs() -> (Bundle, String) {
 
 #[test]
 fn go_shim_runs_execs_and_kills_through_rsrun() {
-    let (rt, ctrd) = (Runtime::rsrun(), Containerd::start());
+    let (rt, ctrd) = (Runtime::rsrun(), Containerd::start("rstest"));
     let (bin, root) = (
         rsrun_bin().display().to_string(),
         rt.root.display().to_string(),
@@ -106,7 +33,7 @@ fn go_shim_runs_execs_and_kills_through_rsrun() {
         root: rt.root.join("rstest"),
     };
 
-    let mut run = ctrd.run_args(&bin, &root);
+    let mut run = run_args(&bin, &root);
     run.extend([
         "--rm",
         "--rootfs",
@@ -124,7 +51,7 @@ fn go_shim_runs_execs_and_kills_through_rsrun() {
         ctrd.log()
     );
 
-    let mut run = ctrd.run_args(&bin, &root);
+    let mut run = run_args(&bin, &root);
     run.extend(["-d", "--rootfs", &rootfs, "bg", "sleep", "60"]);
     ctrd.ctr(&run).ok();
     assert!(
@@ -158,13 +85,13 @@ fn go_shim_runs_execs_and_kills_through_rsrun() {
 
 #[test]
 fn go_shim_terminal_and_seccomp_through_rsrun() {
-    let (rt, ctrd) = (Runtime::rsrun(), Containerd::start());
+    let (rt, ctrd) = (Runtime::rsrun(), Containerd::start("rstest"));
     let (bin, root) = (
         rsrun_bin().display().to_string(),
         rt.root.display().to_string(),
     );
     let (_b, rootfs) = rootfs();
-    let mut run = ctrd.run_args(&bin, &root);
+    let mut run = run_args(&bin, &root);
     run.extend([
         "--rm",
         "--seccomp",
@@ -180,7 +107,7 @@ fn go_shim_terminal_and_seccomp_through_rsrun() {
         ["Seccomp:", "2"]
     );
 
-    let mut run = ctrd.run_args(&bin, &root);
+    let mut run = run_args(&bin, &root);
     run.extend(["--rm", "-t", "--rootfs", &rootfs, "tty", "sh"]);
     let mut pty = PtyChild::spawn(ctrd.cmd(&run));
     pty.read_until("# ", Duration::from_secs(20));

@@ -11,7 +11,7 @@
 //! assertion, are killed by pid on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use integration::*;
@@ -29,65 +29,21 @@ fn shim_bin() -> PathBuf {
     std::fs::canonicalize(bin).unwrap()
 }
 
-/// A private containerd with its own namespace; on drop its tasks are
-/// removed, leftover shims of the namespace killed, containerd killed and
-/// its dirs removed.
-struct Containerd {
-    dir: PathBuf,
-    ns: String,
-    child: Child,
+/// A private containerd with its own namespace, plus what these tests
+/// check of our shim; on drop leftover shims of the namespace are killed
+/// (before containerd goes) and the namespace's engine root removed.
+struct Ctrd(Containerd);
+
+impl std::ops::Deref for Ctrd {
+    type Target = Containerd;
+    fn deref(&self) -> &Containerd {
+        &self.0
+    }
 }
 
-impl Containerd {
-    fn start() -> Containerd {
-        require_root();
-        let dir = std::env::temp_dir().join(unique("rstest-ctrd-rs"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{d}/c.sock\"\n[ttrpc]\n  address = \"{d}/c.sock.ttrpc\"\n",
-            d = dir.display()
-        );
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd is installed (make test installs it)");
-        let c = Containerd {
-            dir,
-            ns: unique("rstest-shimc"),
-            child,
-        };
-        let up = wait_until(Duration::from_secs(20), || c.ctr(&["version"]).code == 0);
-        assert!(up, "containerd did not come up: {}", c.log());
-        c
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
-    }
-
-    fn ctr(&self, args: &[&str]) -> Run {
-        // A hang is a failure (exit 124), not a stuck test run.
-        let o = Command::new("timeout")
-            .args(["60", "ctr"])
-            .arg("--address")
-            .arg(self.dir.join("c.sock"))
-            .args(["--namespace", &self.ns])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+impl Ctrd {
+    fn start() -> Ctrd {
+        Ctrd(Containerd::start(&unique("rstest-shimc")))
     }
 
     /// `ctr run` with our shim, a busybox rootfs and a cgroup under /rstest.
@@ -109,7 +65,7 @@ impl Containerd {
     /// The server socket `start` computes for task `id` (no grouping
     /// annotation: the id groups).
     fn socket(&self, id: &str) -> PathBuf {
-        let key = format!("{}/{}/{id}", self.dir.join("c.sock").display(), self.ns);
+        let key = format!("{}/{}/{id}", self.address().display(), self.ns);
         let out = Command::new("sh")
             .args(["-c", "printf %s \"$1\" | sha256sum", "sh", &key])
             .output()
@@ -156,24 +112,14 @@ impl Containerd {
     }
 }
 
-impl Drop for Containerd {
+impl Drop for Ctrd {
     fn drop(&mut self) {
-        for id in self.ctr(&["task", "ls", "-q"]).stdout.lines() {
-            let _ = self.ctr(&["task", "kill", "-s", "KILL", id]);
-            let _ = self.ctr(&["task", "rm", "-f", id]);
-        }
-        for id in self.ctr(&["container", "ls", "-q"]).stdout.lines() {
-            let _ = self.ctr(&["container", "rm", id]);
-        }
         for pid in self.shims() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
         // The engine root of this namespace (its containers are gone).
         let _ = std::fs::remove_dir(Path::new("/run/containerd/rs").join(&self.ns));
     }
@@ -185,7 +131,7 @@ fn threads(pid: i32) -> usize {
 
 #[test]
 fn rs_shim_runs_echo_and_cleans_up() {
-    let ctrd = Containerd::start();
+    let ctrd = Ctrd::start();
     let b = Bundle::new();
     let r = ctrd.run(&["--rm"], &b.rootfs(), "echo", &["/bin/echo", "hi"]);
     assert_eq!(
@@ -204,7 +150,7 @@ fn rs_shim_runs_echo_and_cleans_up() {
 /// exited, orphaning the container and hanging ctr).
 #[test]
 fn rs_shim_back_to_back_runs_with_one_id() {
-    let ctrd = Containerd::start();
+    let ctrd = Ctrd::start();
     let b = Bundle::new();
     for i in 0..15 {
         let r = ctrd.run(&["--rm"], &b.rootfs(), "again", &["/bin/true"]);
@@ -215,7 +161,7 @@ fn rs_shim_back_to_back_runs_with_one_id() {
 
 #[test]
 fn rs_shim_reports_exit_codes() {
-    let ctrd = Containerd::start();
+    let ctrd = Ctrd::start();
     let b = Bundle::new();
     let r = ctrd.run(&["--rm"], &b.rootfs(), "seven", &["sh", "-c", "exit 7"]);
     assert_eq!(r.code, 7, "{r:?}\n{}", ctrd.log());
@@ -236,7 +182,7 @@ fn rs_shim_reports_exit_codes() {
 
 #[test]
 fn rs_shim_detached_ps_kill_and_remove() {
-    let ctrd = Containerd::start();
+    let ctrd = Ctrd::start();
     let b = Bundle::new();
     let r = ctrd.run(&["-d"], &b.rootfs(), "bg", &["sleep", "60"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
@@ -288,7 +234,7 @@ fn rs_shim_detached_ps_kill_and_remove() {
 
 #[test]
 fn rs_shim_execs_in_a_running_task() {
-    let ctrd = Containerd::start();
+    let ctrd = Ctrd::start();
     let b = Bundle::new();
     let r = ctrd.run(&["-d"], &b.rootfs(), "ex", &["sleep", "60"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
