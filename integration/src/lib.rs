@@ -402,6 +402,20 @@ impl PtyChild {
         }
     }
 
+    /// Sets the terminal's window size (what the child's side reports).
+    pub fn resize(&self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: TIOCSWINSZ reads a valid winsize from a live pointer.
+        let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(rc, 0, "resize pty: {}", std::io::Error::last_os_error());
+    }
+
     /// Types `s` into the terminal.
     pub fn write(&self, s: &str) {
         nix::unistd::write(&self.master, s.as_bytes()).expect("write pty");

@@ -266,3 +266,252 @@ fn rs_shim_execs_in_a_running_task() {
     ctrd.ctr(&["container", "rm", "ex"]).ok();
     ctrd.assert_gone("ex");
 }
+
+/// `ctr run -t`: the shim holds the pty master, copies both ways, applies
+/// ctr's ResizePty (sent before Start) and reports the exit code.
+#[test]
+fn rs_shim_terminal_run() {
+    let ctrd = Ctrd::start();
+    let b = Bundle::new();
+    let bin = shim_bin();
+    let rootfs = b.rootfs();
+    let cgroup = ctrd.cgroup("tty");
+    let args = [
+        "run",
+        "--rm",
+        "-t",
+        "--runtime",
+        bin.to_str().unwrap(),
+        "--cgroup",
+        &cgroup,
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "tty",
+        "/bin/sh",
+    ];
+    let pty = PtyChild::spawn(ctrd.cmd(&args));
+    pty.resize(33, 101);
+    let mut pty = pty;
+    let prompt = pty.read_until("# ", Duration::from_secs(20));
+    assert!(
+        prompt.contains("# "),
+        "no prompt: {prompt:?}\n{}",
+        ctrd.log()
+    );
+    pty.write("tty; stty size; echo done-$((6*7)); exit 5\n");
+    let out = pty.read_until("done-42", Duration::from_secs(10));
+    assert!(out.contains("/dev/pts/0"), "{out:?}");
+    assert!(
+        out.contains("33 101"),
+        "window size reached the container: {out:?}"
+    );
+    assert_eq!(pty.wait(Duration::from_secs(20)), 5);
+    ctrd.assert_gone("tty");
+}
+
+/// `ctr task exec` with `-t` (a pty of its own) and with piped stdin
+/// (the process reads the FIFO itself and sees EOF when ctr closes it);
+/// `task ps` labels exec processes with their exec id.
+#[test]
+fn rs_shim_exec_terminal_stdin_and_ps() {
+    let ctrd = Ctrd::start();
+    let b = Bundle::new();
+    let r = ctrd.run(&["-d"], &b.rootfs(), "ext", &["sleep", "60"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
+    let args = [
+        "task",
+        "exec",
+        "-t",
+        "--exec-id",
+        "t1",
+        "ext",
+        "/bin/sh",
+        "-c",
+        "tty; exit 4",
+    ];
+    let mut pty = PtyChild::spawn(ctrd.cmd(&args));
+    let out = pty.read_until("/dev/pts/", Duration::from_secs(20));
+    assert!(out.contains("/dev/pts/"), "{out:?}\n{}", ctrd.log());
+    assert_eq!(pty.wait(Duration::from_secs(20)), 4);
+
+    let mut cat = ctrd.cmd(&["task", "exec", "--exec-id", "in", "ext", "/bin/cat"]);
+    let out = cat
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"piped line\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).as_ref()
+        ),
+        (Some(0), "piped line\n")
+    );
+
+    let r = ctrd.ctr(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "bg",
+        "ext",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let ps = ctrd.ctr(&["task", "ps", "ext"]);
+    assert!(ps.ok().contains("ExecID:bg"), "{ps:?}");
+    assert_eq!(ps.ok().matches("ExecID:").count(), 1, "{ps:?}");
+    for pid in ctrd.shims() {
+        assert_eq!(threads(pid), 1, "the server stays single-threaded");
+    }
+    ctrd.ctr(&["task", "kill", "-a", "-s", "KILL", "ext"]).ok();
+    assert!(wait_until(Duration::from_secs(10), || ctrd
+        .ctr(&["task", "ls"])
+        .stdout
+        .contains("STOPPED")));
+    ctrd.ctr(&["task", "rm", "ext"]).ok();
+    ctrd.ctr(&["container", "rm", "ext"]).ok();
+    ctrd.assert_gone("ext");
+}
+
+/// `--log-uri`: `file://` appends stdout and stderr to the file;
+/// `binary://` hands them to a logging binary on fds 3 and 4 with
+/// CONTAINER_ID/CONTAINER_NAMESPACE set; `binary-v2://` refuses a logger
+/// that closes its readiness fd without writing a byte.
+#[test]
+fn rs_shim_log_uris() {
+    let ctrd = Ctrd::start();
+    let b = Bundle::new();
+    let dir = ScratchDir::new("rstest-logs");
+    let script = "echo to-out; echo to-err >&2; exit 6";
+
+    let file = dir.path().join("sub/file.log");
+    let uri = format!("file://{}", file.display());
+    let r = ctrd.run(
+        &["--rm", "--log-uri", &uri],
+        &b.rootfs(),
+        "flog",
+        &["sh", "-c", script],
+    );
+    assert_eq!(r.code, 6, "{r:?}\n{}", ctrd.log());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "to-out\nto-err\n");
+    ctrd.assert_gone("flog");
+
+    let logger = dir.path().join("logger.sh");
+    std::fs::write(
+        &logger,
+        "#!/bin/sh\nout=$1\necho \"$CONTAINER_ID $CONTAINER_NAMESPACE $HOME\" > $out.env\n\
+         cat <&3 5>&- > $out.out &\ncat <&4 5>&- > $out.err &\n\
+         [ \"$2\" = ready ] && printf x >&5\nexec 5>&-\nwait\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let base = dir.path().join("bin");
+    let uri = format!("binary://{}?{}", logger.display(), base.display());
+    let r = ctrd.run(
+        &["--rm", "--log-uri", &uri],
+        &b.rootfs(),
+        "blog",
+        &["sh", "-c", script],
+    );
+    assert_eq!(r.code, 6, "{r:?}\n{}", ctrd.log());
+    let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", base.display()));
+    assert!(
+        wait_until(Duration::from_secs(5), || read("err")
+            .is_ok_and(|s| !s.is_empty())),
+        "logger output"
+    );
+    assert_eq!(read("out").unwrap(), "to-out\n");
+    assert_eq!(read("err").unwrap(), "to-err\n");
+    assert_eq!(read("env").unwrap(), format!("blog {} \n", ctrd.ns));
+    ctrd.assert_gone("blog");
+
+    let v2 = |arg: &str| format!("binary-v2://{}?{}&{arg}", logger.display(), base.display());
+    let r = ctrd.run(
+        &["--rm", "--log-uri", &v2("ready")],
+        &b.rootfs(),
+        "v2ok",
+        &["true"],
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
+    ctrd.assert_gone("v2ok");
+    let r = ctrd.run(
+        &["--rm", "--log-uri", &v2("mute")],
+        &b.rootfs(),
+        "v2no",
+        &["true"],
+    );
+    assert!(r.stderr.contains("without reporting ready"), "{r:?}");
+    let _ = ctrd.ctr(&["container", "rm", "v2no"]);
+    ctrd.assert_gone("v2no");
+}
+
+/// A container in the host's pid namespace: when its init exits, what it
+/// left running is killed at once (no pid namespace does that for it),
+/// before anyone deletes the task.
+#[test]
+fn rs_shim_kills_leftovers_without_pid_namespace() {
+    let ctrd = Ctrd::start();
+    let b = Bundle::new();
+    let out = ScratchDir::new("rstest-hostpid");
+    // This test's own (the host's) pid namespace; pid 1's is not readable
+    // on every machine.
+    let ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    let mount = format!(
+        "type=bind,src={},dst=/out,options=rbind:rw",
+        out.path().display()
+    );
+    let r = ctrd.run(
+        &["-d", "--with-ns", &ns, "--mount", &mount],
+        &b.rootfs(),
+        "hostpid",
+        &["sh", "-c", "sleep 1000 & echo $! > /out/pid; exit 0"],
+    );
+    assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
+    let stopped = wait_until(Duration::from_secs(10), || {
+        ctrd.ctr(&["task", "ls"])
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("hostpid ") && l.contains("STOPPED"))
+    });
+    assert!(stopped, "{:?}", ctrd.ctr(&["task", "ls"]));
+    let pid: i32 = std::fs::read_to_string(out.path().join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("background pid");
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(pid)),
+        "background sleep {pid} survived its init"
+    );
+    ctrd.ctr(&["task", "rm", "hostpid"]).ok();
+    ctrd.ctr(&["container", "rm", "hostpid"]).ok();
+    ctrd.assert_gone("hostpid");
+}
+
+/// A directory removed on drop (also when an assertion fails).
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(prefix: &str) -> ScratchDir {
+        let d = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&d).unwrap();
+        ScratchDir(d)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

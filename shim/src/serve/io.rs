@@ -1,8 +1,9 @@
 //! Container stdio and rootfs for `Create`/`Exec`: the FIFO paths
 //! containerd gives are opened here and handed to the engine as the
 //! process's fds 0-2 (no copying: the container reads and writes the FIFOs
-//! itself), and the rootfs mounts of a `Create` are mounted onto
-//! `<bundle>/rootfs`.
+//! itself); `file://` and `binary://` stdout/stderr go through
+//! [`super::logger`]; and the rootfs mounts of a `Create` are mounted onto
+//! `<bundle>/rootfs`. Terminals are [`super::console`]'s.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -13,16 +14,45 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::mount::MsFlags;
 
+use super::logger::{self, Logger};
 use super::status::{RpcError, RpcResult};
 
-/// Opens the three stdio paths of a process: stdin for reading, stdout and
-/// stderr for writing; an empty path is /dev/null.
-pub fn open_stdio(stdin: &str, stdout: &str, stderr: &str) -> RpcResult<[OwnedFd; 3]> {
-    Ok([
-        open_one(stdin, false)?,
-        open_one(stdout, true)?,
-        open_one(stderr, true)?,
-    ])
+/// A process's stdio, ready for the engine.
+pub struct Stdio {
+    pub fds: [OwnedFd; 3],
+    /// The logging binary its stdout and stderr go to, if any.
+    pub logger: Option<Logger>,
+}
+
+/// Opens the three stdio URIs of process `id` (a container or exec id):
+/// stdin for reading, stdout and stderr for writing; an empty one is
+/// /dev/null. `binary://` stdout/stderr start the logger (and wait until it
+/// is ready).
+pub async fn open_stdio(
+    stdin: &str,
+    stdout: &str,
+    stderr: &str,
+    id: &str,
+    namespace: &str,
+) -> RpcResult<Stdio> {
+    let input = open_one(stdin, false)?;
+    if logger::is_binary(stdout) || logger::is_binary(stderr) {
+        if !stderr.is_empty() && !stdout.is_empty() && stdout != stderr {
+            return Err(RpcError::InvalidArgument(format!(
+                "a logging binary takes both stdout and stderr: {stdout} != {stderr}"
+            )));
+        }
+        let uri = if stdout.is_empty() { stderr } else { stdout };
+        let (l, out, err) = logger::start_binary(uri, id, namespace).await?;
+        return Ok(Stdio {
+            fds: [input, out, err],
+            logger: Some(l),
+        });
+    }
+    Ok(Stdio {
+        fds: [input, open_one(stdout, true)?, open_one(stderr, true)?],
+        logger: None,
+    })
 }
 
 fn open_one(uri: &str, write: bool) -> RpcResult<OwnedFd> {
@@ -37,9 +67,11 @@ fn open_one(uri: &str, write: bool) -> RpcResult<OwnedFd> {
     let path = match uri.split_once("://") {
         None => uri,
         Some(("fifo", p)) => p,
+        Some(("file", p)) if write => return logger::open_file(p),
         Some((scheme, _)) => {
-            return Err(RpcError::Unimplemented(format!(
-                "stdio scheme {scheme}:// is not supported"
+            return Err(RpcError::InvalidArgument(format!(
+                "stdio scheme {scheme}:// is not supported for {}",
+                if write { "output" } else { "stdin" }
             )))
         }
     };
@@ -189,10 +221,15 @@ mod tests {
 
     #[test]
     fn empty_paths_are_dev_null_and_schemes_are_checked() {
-        assert!(open_stdio("", "", "").is_ok());
+        assert!(open_one("", false).is_ok());
+        assert!(open_one("", true).is_ok());
         assert!(matches!(
-            open_one("binary:///bin/logger", true),
-            Err(RpcError::Unimplemented(_))
+            open_one("file:///tmp/x", false),
+            Err(RpcError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            open_one("tcp://x", true),
+            Err(RpcError::InvalidArgument(_))
         ));
     }
 

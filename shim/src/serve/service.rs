@@ -2,24 +2,28 @@
 //! answer NOT_FOUND where containerd needs UNIMPLEMENTED). Engine calls are
 //! synchronous on the runtime's only thread, with the tables unlocked.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use containerd_shim_protos::api;
-use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskStart,
-};
+use containerd_shim_protos::events::task::{TaskDelete, TaskStart};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
-use containerd_shim_protos::protobuf::{EnumOrUnknown, MessageField};
+use containerd_shim_protos::protobuf::{EnumOrUnknown, Message, MessageField};
+use containerd_shim_protos::shim::oci::ProcessDetails;
 use nix::sys::signal::Signal;
-use runtime_core::container::{self, CreateOptions, ExecOptions};
+use runtime_core::container;
 use runtime_core::state::Root;
 use tokio::sync::Notify;
 
 use super::events::Publisher;
-use super::io;
 use super::status::{RpcError, RpcResult};
 use super::tables::{timestamp, Container, Proc, Tables};
+
+/// The type URL containerd's runc shim gives `ProcessDetails` (typeurl
+/// registers gogo types under their bare proto name).
+const PROCESS_DETAILS_TYPE: &str = "containerd.runc.v1.ProcessDetails";
 
 /// Settings fixed for the server's lifetime.
 pub struct Config {
@@ -30,12 +34,14 @@ pub struct Config {
     /// The listening socket's file, unlinked as soon as Shutdown decides to
     /// exit (so a new `start` binds afresh instead of sharing a dying shim).
     pub socket: PathBuf,
+    /// containerd namespace (for logging binaries' `CONTAINER_NAMESPACE`).
+    pub namespace: String,
 }
 
 pub struct Service {
-    config: Config,
+    pub(super) config: Config,
     tables: Arc<Mutex<Tables>>,
-    events: Publisher,
+    pub(super) events: Publisher,
     /// Notified when `Shutdown` finds no containers left.
     shutdown: Arc<Notify>,
     /// Set once Shutdown decided to exit: no new container may be created.
@@ -58,112 +64,23 @@ impl Service {
         }
     }
 
-    fn root(&self) -> Root {
+    pub(super) fn root(&self) -> Root {
         Root::new(&self.config.root)
     }
 
-    fn tables(&self) -> MutexGuard<'_, Tables> {
+    pub(super) fn tables(&self) -> MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn do_create(
-        &self,
-        req: api::CreateTaskRequest,
-    ) -> RpcResult<api::CreateTaskResponse> {
-        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
-            // A `start` raced our Shutdown and shared this socket: refuse
-            // rather than create a container we would abandon on exit.
-            return Err(RpcError::FailedPrecondition("shim is shutting down".into()));
-        }
-        if req.terminal {
-            return Err(RpcError::Unimplemented(
-                "terminal tasks are not supported yet".into(),
-            ));
-        }
-        if !req.checkpoint.is_empty() {
-            return Err(RpcError::Unimplemented("restore from checkpoint".into()));
-        }
-        if self.tables().containers.contains_key(&req.id) {
-            return Err(RpcError::AlreadyExists(format!(
-                "container {} already exists",
-                req.id
-            )));
-        }
-        let bundle = PathBuf::from(&req.bundle);
-        let mounted = io::mount_rootfs(&bundle, &req.rootfs)?;
-        let created = io::open_stdio(&req.stdin, &req.stdout, &req.stderr).and_then(|stdio| {
-            assert_single_thread();
-            let opts = CreateOptions {
-                id: req.id.clone(),
-                bundle: bundle.clone(),
-                no_pivot: self.config.no_pivot,
-                no_new_keyring: self.config.no_new_keyring,
-                stdio: Some(stdio),
-                ..Default::default()
-            };
-            Ok(container::create(&self.root(), opts)?)
-        });
-        let state = match created {
-            Ok(s) => s,
-            Err(e) => {
-                if mounted {
-                    crate::delete::unmount_rootfs(&bundle.join("rootfs"));
-                }
-                return Err(e);
-            }
-        };
-        let pid = state.pid;
-        if let Err(e) = std::fs::write(bundle.join("init.pid"), pid.to_string()) {
-            log::warn!("write {}/init.pid: {e}", bundle.display());
-        }
-        let mut init = Proc::new(
-            req.stdin.clone(),
-            req.stdout.clone(),
-            req.stderr.clone(),
-            false,
-        );
-        init.pid = pid;
-        {
-            let mut t = self.tables();
-            t.containers.insert(
-                req.id.clone(),
-                Container {
-                    bundle,
-                    mounted_rootfs: mounted,
-                    init,
-                    execs: Default::default(),
-                    held_init_exit: None,
-                },
-            );
-            t.register(&req.id, "", pid, &self.events);
-        }
-        log::info!("created container {} (init {pid})", req.id);
-        self.events.publish(TaskCreate {
-            container_id: req.id.clone(),
-            bundle: req.bundle.clone(),
-            rootfs: req.rootfs.clone(),
-            io: MessageField::some(TaskIO {
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
-                terminal: req.terminal,
-                ..Default::default()
-            }),
-            checkpoint: req.checkpoint.clone(),
-            pid: pid as u32,
-            ..Default::default()
-        });
-        Ok(api::CreateTaskResponse {
-            pid: pid as u32,
-            ..Default::default()
-        })
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    pub(super) fn do_start(&self, req: api::StartRequest) -> RpcResult<api::StartResponse> {
+    pub(super) async fn do_start(&self, req: api::StartRequest) -> RpcResult<api::StartResponse> {
         if req.exec_id.is_empty() {
             self.start_init(&req.id)
         } else {
-            self.start_exec(&req.id, &req.exec_id)
+            self.start_exec(&req.id, &req.exec_id).await
         }
     }
 
@@ -189,125 +106,11 @@ impl Service {
             pid: pid as u32,
             ..Default::default()
         });
-        log::info!("started container {id}");
+        log::debug!("started container {id}");
         Ok(api::StartResponse {
             pid: pid as u32,
             ..Default::default()
         })
-    }
-
-    fn start_exec(&self, id: &str, exec_id: &str) -> RpcResult<api::StartResponse> {
-        let (process, stdin, stdout, stderr) = {
-            let t = self.tables();
-            let c = container_of(&t, id)?;
-            if c.init.exited().is_some() || c.held_init_exit.is_some() {
-                return Err(RpcError::FailedPrecondition(format!(
-                    "container {id} init has exited"
-                )));
-            }
-            let p = proc_of(c, id, exec_id)?;
-            if p.started {
-                return Err(RpcError::FailedPrecondition(format!(
-                    "exec {exec_id} already started"
-                )));
-            }
-            let spec = p
-                .spec
-                .clone()
-                .ok_or_else(|| RpcError::Internal("exec without a process spec".into()))?;
-            (spec, p.stdin.clone(), p.stdout.clone(), p.stderr.clone())
-        };
-        let stdio = io::open_stdio(&stdin, &stdout, &stderr)?;
-        assert_single_thread();
-        let pid = container::exec(
-            &self.root(),
-            id,
-            ExecOptions {
-                process,
-                console_socket: None,
-                pid_file: None,
-                preserve_fds: 0,
-                stdio: Some(stdio),
-            },
-        )?;
-        {
-            let mut t = self.tables();
-            match t
-                .containers
-                .get_mut(id)
-                .and_then(|c| c.execs.get_mut(exec_id))
-            {
-                Some(p) => {
-                    p.pid = pid;
-                    p.started = true;
-                }
-                None => log::warn!("exec {exec_id} of {id} vanished while starting"),
-            }
-            t.register(id, exec_id, pid, &self.events);
-        }
-        self.events.publish(TaskExecStarted {
-            container_id: id.to_string(),
-            exec_id: exec_id.to_string(),
-            pid: pid as u32,
-            ..Default::default()
-        });
-        log::info!("started exec {exec_id} in {id} (pid {pid})");
-        Ok(api::StartResponse {
-            pid: pid as u32,
-            ..Default::default()
-        })
-    }
-
-    pub(super) fn do_exec(&self, req: api::ExecProcessRequest) -> RpcResult<Empty> {
-        if req.terminal {
-            return Err(RpcError::Unimplemented(
-                "terminal execs are not supported yet".into(),
-            ));
-        }
-        let spec = req
-            .spec
-            .as_ref()
-            .ok_or_else(|| RpcError::InvalidArgument("exec without a process spec".into()))?;
-        let process: oci_spec::runtime::Process = serde_json::from_slice(&spec.value)
-            .map_err(|e| RpcError::InvalidArgument(format!("exec process spec: {e}")))?;
-        if process.terminal().unwrap_or(false) {
-            return Err(RpcError::Unimplemented(
-                "terminal execs are not supported yet".into(),
-            ));
-        }
-        {
-            let mut t = self.tables();
-            let c = t
-                .containers
-                .get_mut(&req.id)
-                .ok_or_else(|| not_found(&req.id))?;
-            if c.init.exited().is_some() || c.held_init_exit.is_some() {
-                return Err(RpcError::FailedPrecondition(format!(
-                    "container {} init has exited",
-                    req.id
-                )));
-            }
-            if req.exec_id.is_empty() || c.execs.contains_key(&req.exec_id) {
-                return Err(RpcError::AlreadyExists(format!(
-                    "id {} already in use",
-                    req.exec_id
-                )));
-            }
-            let mut p = Proc::new(
-                req.stdin.clone(),
-                req.stdout.clone(),
-                req.stderr.clone(),
-                false,
-            );
-            p.spec = Some(process);
-            c.execs.insert(req.exec_id.clone(), p);
-        }
-        self.events.publish(TaskExecAdded {
-            container_id: req.id.clone(),
-            exec_id: req.exec_id.clone(),
-            ..Default::default()
-        });
-        Ok(Empty::new())
     }
 
     pub(super) fn do_state(&self, req: api::StateRequest) -> RpcResult<api::StateResponse> {
@@ -432,22 +235,71 @@ impl Service {
             id: req.id.clone(),
             ..Default::default()
         });
-        log::info!("deleted container {}", req.id);
+        log::debug!("deleted container {}", req.id);
         Ok(resp)
     }
 
+    /// The container's processes; execs carry a `ProcessDetails` with
+    /// their exec id, as containerd's runc shim does.
     pub(super) fn do_pids(&self, req: api::PidsRequest) -> RpcResult<api::PidsResponse> {
         let pids = container::pids(&self.root(), &req.id)?;
+        let execs: HashMap<u32, String> = {
+            let t = self.tables();
+            let c = container_of(&t, &req.id)?;
+            c.execs
+                .iter()
+                .filter(|(_, p)| p.started && p.exited().is_none())
+                .map(|(id, p)| (p.pid as u32, id.clone()))
+                .collect()
+        };
+        let details = |exec_id: &String| -> Option<Any> {
+            let d = ProcessDetails {
+                exec_id: exec_id.clone(),
+                ..Default::default()
+            };
+            Some(Any {
+                type_url: PROCESS_DETAILS_TYPE.to_string(),
+                value: d.write_to_bytes().ok()?,
+                ..Default::default()
+            })
+        };
         Ok(api::PidsResponse {
             processes: pids
                 .into_iter()
                 .map(|pid| api::ProcessInfo {
                     pid: pid as u32,
+                    info: execs.get(&(pid as u32)).and_then(details).into(),
                     ..Default::default()
                 })
                 .collect(),
             ..Default::default()
         })
+    }
+
+    pub(super) fn do_resize_pty(&self, req: api::ResizePtyRequest) -> RpcResult<Empty> {
+        let t = self.tables();
+        let c = container_of(&t, &req.id)?;
+        let p = proc_of(c, &req.id, &req.exec_id)?;
+        // No terminal: nothing to resize (as containerd's runc shim).
+        if let Some(console) = &p.console {
+            console.resize(req.height, req.width)?;
+        }
+        Ok(Empty::new())
+    }
+
+    /// Closes a process's stdin. With a terminal the shim copies stdin and
+    /// stops; otherwise the process reads the FIFO itself and sees EOF when
+    /// its writer closes, so there is nothing to close here.
+    pub(super) fn do_close_io(&self, req: api::CloseIORequest) -> RpcResult<Empty> {
+        let t = self.tables();
+        let c = container_of(&t, &req.id)?;
+        let p = proc_of(c, &req.id, &req.exec_id)?;
+        if req.stdin {
+            if let Some(console) = &p.console {
+                console.close_stdin();
+            }
+        }
+        Ok(Empty::new())
     }
 
     pub(super) async fn do_wait(&self, req: api::WaitRequest) -> RpcResult<api::WaitResponse> {
@@ -494,7 +346,7 @@ impl Service {
     }
 }
 
-fn not_found(id: &str) -> RpcError {
+pub(super) fn not_found(id: &str) -> RpcError {
     RpcError::NotFound(format!("container {id} not found"))
 }
 
@@ -502,11 +354,11 @@ fn finished() -> RpcError {
     RpcError::NotFound("process already finished".into())
 }
 
-fn container_of<'a>(t: &'a Tables, id: &str) -> RpcResult<&'a Container> {
+pub(super) fn container_of<'a>(t: &'a Tables, id: &str) -> RpcResult<&'a Container> {
     t.containers.get(id).ok_or_else(|| not_found(id))
 }
 
-fn proc_of<'a>(c: &'a Container, id: &str, exec_id: &str) -> RpcResult<&'a Proc> {
+pub(super) fn proc_of<'a>(c: &'a Container, id: &str, exec_id: &str) -> RpcResult<&'a Proc> {
     c.proc(exec_id)
         .ok_or_else(|| RpcError::NotFound(format!("exec {exec_id} of container {id} not found")))
 }
@@ -525,7 +377,7 @@ fn delete_response(pid: i32, exit: Option<super::tables::Exit>) -> api::DeleteRe
 
 /// The engine forks from this thread: that is only sound while the process
 /// has no other thread.
-fn assert_single_thread() {
+pub(super) fn assert_single_thread() {
     debug_assert_eq!(
         std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count()),
         1,

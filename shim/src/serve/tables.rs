@@ -12,7 +12,9 @@ use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 use tokio::sync::watch;
 
+use super::console::Console;
 use super::events::Publisher;
+use super::logger::Logger;
 
 /// How and when a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,10 @@ pub struct Proc {
     pub spec: Option<oci_spec::runtime::Process>,
     /// None while alive; watched by `Wait`.
     pub exit: watch::Sender<Option<Exit>>,
+    /// The pty master and its copies, for a process with a terminal.
+    pub console: Option<Console>,
+    /// The logging binary of a `binary://` process.
+    pub logger: Option<Logger>,
 }
 
 impl Proc {
@@ -66,6 +72,8 @@ impl Proc {
             started: false,
             spec: None,
             exit: watch::channel(None).0,
+            console: None,
+            logger: None,
         }
     }
 
@@ -83,6 +91,9 @@ pub struct Container {
     pub execs: HashMap<String, Proc>,
     /// Init's exit, held back until the running execs have exited.
     pub held_init_exit: Option<Exit>,
+    /// No pid namespace of its own: when init exits, whatever is left in
+    /// its cgroup is killed (a pid namespace does that by itself).
+    pub kill_all_on_exit: bool,
 }
 
 impl Container {
@@ -129,28 +140,30 @@ impl Tables {
     }
 
     /// Records the exit of `pid` (from the reaper) and publishes TaskExit;
-    /// init's exit waits for the container's running execs.
-    pub fn exited(&mut self, pid: i32, exit: Exit, events: &Publisher) {
+    /// init's exit waits for the container's running execs. Returns the
+    /// container whose remaining processes must be killed now (init exited
+    /// without a pid namespace of its own).
+    pub fn exited(&mut self, pid: i32, exit: Exit, events: &Publisher) -> Option<String> {
         let Some((id, exec_id)) = self.by_pid.remove(&pid) else {
             if self.unclaimed.len() >= UNCLAIMED_MAX {
                 self.unclaimed.clear();
             }
             self.unclaimed.insert(pid, exit);
-            return;
+            return None;
         };
-        let Some(c) = self.containers.get_mut(&id) else {
-            return;
-        };
+        let c = self.containers.get_mut(&id)?;
         log::info!(
             "container {id} process {pid} ({exec_id:?}) exited: {}",
             exit.status
         );
         if exec_id.is_empty() {
+            let kill_all = c.kill_all_on_exit.then(|| id.clone());
             if c.running_execs() {
                 c.held_init_exit = Some(exit);
-                return;
+                return kill_all;
             }
             finish(&id, "", &c.init, exit, events);
+            return kill_all;
         } else {
             if let Some(p) = c.execs.get(&exec_id) {
                 finish(&id, &exec_id, p, exit, events);
@@ -161,6 +174,7 @@ impl Tables {
                 }
             }
         }
+        None
     }
 }
 

@@ -35,7 +35,7 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         req: api::CreateTaskRequest,
     ) -> ttrpc::Result<api::CreateTaskResponse> {
-        reply("create", self.do_create(req))
+        reply("create", self.do_create(req).await)
     }
 
     async fn start(
@@ -43,7 +43,7 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> ttrpc::Result<api::StartResponse> {
-        reply("start", self.do_start(req))
+        reply("start", self.do_start(req).await)
     }
 
     async fn delete(
@@ -93,17 +93,17 @@ impl Task for Service {
     async fn resize_pty(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::ResizePtyRequest,
+        req: api::ResizePtyRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("resize_pty")
+        reply("resize_pty", self.do_resize_pty(req))
     }
 
     async fn close_io(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::CloseIORequest,
+        req: api::CloseIORequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("close_io")
+        reply("close_io", self.do_close_io(req))
     }
 
     async fn update(
