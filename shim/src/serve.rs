@@ -142,6 +142,7 @@ fn config(flags: &Flags, socket: &Path) -> Result<service::Config, String> {
         root: crate::delete::state_root(opts.root.as_deref(), &flags.namespace),
         no_pivot: opts.no_pivot_root,
         no_new_keyring: opts.no_new_keyring,
+        io_owner: (opts.io_uid, opts.io_gid),
         socket: socket.to_path_buf(),
         namespace: flags.namespace.clone(),
     })

@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskStart,
+};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::protobuf::{MessageField, MessageFull};
+use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::shim_async::{Client, EventsClient};
@@ -39,29 +41,34 @@ pub struct Publisher {
     pending: Arc<AtomicUsize>,
 }
 
-/// Something that goes out as an event.
-pub trait Event: MessageFull {
+/// Something that goes out as an event: its topic and its protobuf type
+/// name (the `Any` type URL). The name is a constant rather than
+/// `MessageFull::descriptor()`: building the reflection descriptors costs
+/// every shim a few hundred KB of heap.
+pub trait Event: Message {
     const TOPIC: &'static str;
+    const TYPE_URL: &'static str;
 }
 
-impl Event for TaskCreate {
-    const TOPIC: &'static str = topics::TASK_CREATE_EVENT_TOPIC;
+macro_rules! event {
+    ($t:ty, $topic:ident, $name:literal) => {
+        impl Event for $t {
+            const TOPIC: &'static str = topics::$topic;
+            const TYPE_URL: &'static str = concat!("containerd.events.", $name);
+        }
+    };
 }
-impl Event for TaskStart {
-    const TOPIC: &'static str = topics::TASK_START_EVENT_TOPIC;
-}
-impl Event for TaskExit {
-    const TOPIC: &'static str = topics::TASK_EXIT_EVENT_TOPIC;
-}
-impl Event for TaskDelete {
-    const TOPIC: &'static str = topics::TASK_DELETE_EVENT_TOPIC;
-}
-impl Event for containerd_shim_protos::events::task::TaskExecAdded {
-    const TOPIC: &'static str = topics::TASK_EXEC_ADDED_EVENT_TOPIC;
-}
-impl Event for containerd_shim_protos::events::task::TaskExecStarted {
-    const TOPIC: &'static str = topics::TASK_EXEC_STARTED_EVENT_TOPIC;
-}
+
+event!(TaskCreate, TASK_CREATE_EVENT_TOPIC, "TaskCreate");
+event!(TaskStart, TASK_START_EVENT_TOPIC, "TaskStart");
+event!(TaskExit, TASK_EXIT_EVENT_TOPIC, "TaskExit");
+event!(TaskDelete, TASK_DELETE_EVENT_TOPIC, "TaskDelete");
+event!(TaskExecAdded, TASK_EXEC_ADDED_EVENT_TOPIC, "TaskExecAdded");
+event!(
+    TaskExecStarted,
+    TASK_EXEC_STARTED_EVENT_TOPIC,
+    "TaskExecStarted"
+);
 
 impl Publisher {
     /// Starts the forwarding task on the current runtime. `address` is
@@ -83,7 +90,7 @@ impl Publisher {
             }
         };
         let any = Any {
-            type_url: E::descriptor().full_name().to_string(),
+            type_url: E::TYPE_URL.to_string(),
             value,
             ..Default::default()
         };
@@ -167,5 +174,25 @@ async fn connect(address: &str) -> Option<EventsClient> {
             log::warn!("connect to containerd at {addr}: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_shim_protos::protobuf::MessageFull;
+
+    fn check<E: Event + MessageFull>() {
+        assert_eq!(E::TYPE_URL, E::descriptor().full_name());
+    }
+
+    #[test]
+    fn event_names_are_the_protobuf_names() {
+        check::<TaskCreate>();
+        check::<TaskStart>();
+        check::<TaskExit>();
+        check::<TaskDelete>();
+        check::<TaskExecAdded>();
+        check::<TaskExecStarted>();
     }
 }

@@ -55,6 +55,25 @@ pub async fn open_stdio(
     })
 }
 
+/// Gives the FIFOs among `fds` to `(uid, gid)` (containerd's IoUid and
+/// IoGid; /dev/null, files and pipes are left alone).
+pub fn chown_fifos(fds: &[OwnedFd; 3], (uid, gid): (u32, u32)) -> RpcResult<()> {
+    for fd in fds {
+        let fifo = nix::sys::stat::fstat(fd)
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+            .unwrap_or(false);
+        if fifo {
+            nix::unistd::fchown(
+                fd,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| RpcError::Internal(format!("chown stdio to {uid}:{gid}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
 fn open_one(uri: &str, write: bool) -> RpcResult<OwnedFd> {
     if uri.is_empty() {
         let f = std::fs::OpenOptions::new()
@@ -231,6 +250,26 @@ mod tests {
             open_one("tcp://x", true),
             Err(RpcError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn io_owner_goes_to_fifos_only() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::Uid::effective().is_root() {
+            return; // chown needs root
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fds = [
+            open_one(p.to_str().unwrap(), true).unwrap(),
+            open_one("", true).unwrap(),
+            open_one("", true).unwrap(),
+        ];
+        chown_fifos(&fds, (4321, 4322)).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (4321, 4322));
+        assert_eq!(std::fs::metadata("/dev/null").unwrap().uid(), 0);
     }
 
     #[test]

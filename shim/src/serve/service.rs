@@ -34,6 +34,9 @@ pub struct Config {
     /// The listening socket's file, unlinked as soon as Shutdown decides to
     /// exit (so a new `start` binds afresh instead of sharing a dying shim).
     pub socket: PathBuf,
+    /// IoUid/IoGid: the owner given to a process's stdio FIFOs, so a
+    /// process of a user namespace can reopen them (/proc/self/fd/N).
+    pub io_owner: (u32, u32),
     /// containerd namespace (for logging binaries' `CONTAINER_NAMESPACE`).
     pub namespace: String,
 }

@@ -36,6 +36,9 @@ impl Service {
             });
         }
         let s = io::open_stdio(&p.stdin, &p.stdout, &p.stderr, id, &self.config.namespace).await?;
+        if self.config.io_owner != (0, 0) {
+            io::chown_fifos(&s.fds, self.config.io_owner)?;
+        }
         Ok(Prepared {
             stdio: Some(s.fds),
             console_socket: None,
