@@ -143,6 +143,7 @@ fn config(flags: &Flags, socket: &Path) -> Result<service::Config, String> {
         no_pivot: opts.no_pivot_root,
         no_new_keyring: opts.no_new_keyring,
         io_owner: (opts.io_uid, opts.io_gid),
+        systemd_cgroup: opts.systemd_cgroup,
         socket: socket.to_path_buf(),
         namespace: flags.namespace.clone(),
     })

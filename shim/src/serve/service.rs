@@ -37,6 +37,9 @@ pub struct Config {
     /// IoUid/IoGid: the owner given to a process's stdio FIFOs, so a
     /// process of a user namespace can reopen them (/proc/self/fd/N).
     pub io_owner: (u32, u32),
+    /// SystemdCgroup: refused at Create (no systemd cgroup driver yet)
+    /// rather than silently placing the container with cgroupfs.
+    pub systemd_cgroup: bool,
     /// containerd namespace (for logging binaries' `CONTAINER_NAMESPACE`).
     pub namespace: String,
 }

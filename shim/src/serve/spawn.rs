@@ -58,6 +58,13 @@ impl Service {
         if !req.checkpoint.is_empty() {
             return Err(RpcError::Unimplemented("restore from checkpoint".into()));
         }
+        if self.config.systemd_cgroup {
+            return Err(RpcError::Unimplemented(
+                "SystemdCgroup = true: rs has no systemd cgroup driver yet; \
+                 set SystemdCgroup = false (cgroupfs)"
+                    .into(),
+            ));
+        }
         let exists = || {
             self.tables()
                 .containers
