@@ -7,21 +7,36 @@ CARGO ?= cargo
 DEBIAN_PKGS := pkg-config containerd runc crun busybox-static hyperfine iproute2 jq procps libseccomp-dev strace python3
 DEMO_DIR := /tmp/rsrun-demo
 
-.PHONY: all build release deps lint unit integration vm-setup test demo bench clean
+.PHONY: all build release install uninstall deps lint unit integration vm-setup test demo bench clean
 
 all: build
 
 build:
 	$(CARGO) build --workspace
 
-# The release binary is static (glibc and libseccomp linked in): no dynamic
-# loader work at every container start, nothing to swap under a running rsrun.
+# The release binaries are static (glibc and libseccomp linked in): no
+# dynamic loader work at every container start, nothing to swap under a
+# running rsrun or shim, no libseccomp2 needed where they are installed.
 TARGET := x86_64-unknown-linux-gnu
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 RSRUN_RELEASE := target/$(TARGET)/release/rsrun
+SHIM_RELEASE := target/$(TARGET)/release/containerd-shim-rs-v2
 release:
 	RUSTFLAGS="-C target-feature=+crt-static" LIBSECCOMP_LINK_TYPE=static \
-	LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH) $(CARGO) build --release -p rsrun --target $(TARGET)
+	LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH) \
+	$(CARGO) build --release -p rsrun -p containerd-shim-rs-v2 --target $(TARGET)
+
+# containerd finds the shim for runtime io.containerd.rs.v2 as
+# containerd-shim-rs-v2 on its PATH; /usr/local/bin is on the PATH systemd
+# gives services (containerd.service).
+PREFIX ?= /usr/local
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+install: release
+	install -d $(BINDIR)
+	install -m 0755 $(RSRUN_RELEASE) $(SHIM_RELEASE) $(BINDIR)/
+
+uninstall:
+	rm -f $(BINDIR)/rsrun $(BINDIR)/containerd-shim-rs-v2
 
 # Debian packages the build, the tests and the benchmarks use.
 deps:
@@ -53,7 +68,9 @@ test: deps vm-setup lint
 	@set -o pipefail; $(MAKE) --no-print-directory unit integration 2>&1 | tee target/test.log
 	@integration/summary.sh target/test.log
 
-# Build, make a busybox bundle and run one container that prints from inside.
+# Build, make a busybox bundle and run one container that prints from inside,
+# first with rsrun, then through containerd and our shim
+# (deploy/demo-containerd.sh: a private containerd unless one is running).
 demo: deps release
 	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	@integration/rootfs.sh $(DEMO_DIR)/rootfs
@@ -61,7 +78,8 @@ demo: deps release
 	@jq '.process.terminal=false | .process.args=["sh","-c","echo \"hello from $$(hostname): pid $$$$, uid $$(id -u), $$(grep -c . /proc/self/mountinfo) mounts, caps $$(grep CapEff /proc/self/status | cut -f2)\""]' \
 		$(DEMO_DIR)/config.json > $(DEMO_DIR)/config.tmp && mv $(DEMO_DIR)/config.tmp $(DEMO_DIR)/config.json
 	@echo '$$ rsrun run --bundle $(DEMO_DIR) demo'
-	@$(RSRUN_RELEASE) --root /run/rsrun-demo run --bundle $(DEMO_DIR) demo-$$$$; rc=$$?; \
+	@$(RSRUN_RELEASE) --root /run/rsrun-demo run --bundle $(DEMO_DIR) demo-$$$$ && \
+		deploy/demo-containerd.sh $(SHIM_RELEASE) $(DEMO_DIR)/rootfs; rc=$$?; \
 		rm -rf $(DEMO_DIR) /run/rsrun-demo; exit $$rc
 
 bench: deps release

@@ -10,28 +10,14 @@
 //! gone, its cgroup gone. containerd, and any shim left over after a failed
 //! assertion, are killed by pid on drop.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use integration::*;
 
-fn shim_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/containerd-shim-rs-v2");
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p containerd-shim-rs-v2",
-        bin.display()
-    );
-    std::fs::canonicalize(bin).unwrap()
-}
-
 /// A private containerd with its own namespace, plus what these tests
-/// check of our shim; on drop leftover shims of the namespace are killed
-/// (before containerd goes) and the namespace's engine root removed.
+/// check of our shim (the harness kills leftover shims of the namespace
+/// and removes its engine root on drop).
 struct Ctrd(Containerd);
 
 impl std::ops::Deref for Ctrd {
@@ -62,42 +48,6 @@ impl Ctrd {
         format!("{CGROUP_PARENT}/{}-{id}", self.ns)
     }
 
-    /// The server socket `start` computes for task `id` (no grouping
-    /// annotation: the id groups).
-    fn socket(&self, id: &str) -> PathBuf {
-        let key = format!("{}/{}/{id}", self.address().display(), self.ns);
-        let out = Command::new("sh")
-            .args(["-c", "printf %s \"$1\" | sha256sum", "sh", &key])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let hex = text.split_whitespace().next().unwrap().to_string();
-        PathBuf::from("/run/containerd/s").join(hex)
-    }
-
-    /// Pids of live (non-zombie) shim servers of this namespace.
-    fn shims(&self) -> Vec<i32> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let argv = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let words: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
-            let is_shim = words
-                .first()
-                .is_some_and(|w| w.ends_with(b"containerd-shim-rs-v2"));
-            let ours = words.contains(&self.ns.as_bytes());
-            let zombie = std::fs::read_to_string(e.path().join("stat"))
-                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
-                .unwrap_or(true);
-            if is_shim && ours && !zombie {
-                out.push(pid);
-            }
-        }
-        out
-    }
-
     /// Asserts that task `id` left nothing: no server, socket or cgroup.
     fn assert_gone(&self, id: &str) {
         assert!(
@@ -106,22 +56,9 @@ impl Ctrd {
             self.shims(),
             self.log()
         );
-        let sock = self.socket(id);
+        let sock = self.shim_socket(id);
         assert!(!sock.exists(), "socket {} left", sock.display());
         assert!(!cgroup_exists(&self.cgroup(id)), "cgroup of {id} left");
-    }
-}
-
-impl Drop for Ctrd {
-    fn drop(&mut self) {
-        for pid in self.shims() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        // The engine root of this namespace (its containers are gone).
-        let _ = std::fs::remove_dir(Path::new("/run/containerd/rs").join(&self.ns));
     }
 }
 
@@ -197,7 +134,7 @@ fn rs_shim_detached_ps_kill_and_remove() {
     let pid = line.split_whitespace().nth(1).unwrap().to_string();
     assert!(alive(pid.parse().unwrap()), "task pid {pid} is alive");
     assert!(
-        ctrd.socket("bg").exists(),
+        ctrd.shim_socket("bg").exists(),
         "server socket exists while running"
     );
     let shims = ctrd.shims();
