@@ -10,7 +10,7 @@
 //! gone, its cgroup gone. containerd, and any shim left over after a failed
 //! assertion, are killed by pid on drop.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use integration::*;
