@@ -1,18 +1,23 @@
 //! A private containerd for tests (own root, state, sockets in a temp dir,
-//! CRI off) and `ctr` bound to it and to one namespace. On drop its tasks
-//! and containers are removed, containerd is killed by pid and its dir
-//! removed.
+//! CRI off) and `ctr` bound to it and to one namespace. It can be stopped
+//! and started again on the same dir and config (a containerd restart). On
+//! drop its tasks and containers are removed, containerd is killed by pid
+//! and its dir removed.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use crate::{require_root, unique, wait_until, Run};
 
 pub struct Containerd {
     pub dir: PathBuf,
     pub ns: String,
-    child: Child,
+    /// None while stopped.
+    child: Option<Child>,
 }
 
 impl Containerd {
@@ -28,22 +33,60 @@ impl Containerd {
             d = dir.display()
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let mut c = Containerd {
+            dir,
+            ns: ns.to_string(),
+            child: None,
+        };
+        c.start_again();
+        c
+    }
+
+    /// Starts containerd (again) with the same dir and config, its log
+    /// appended to the previous one, and waits until `ctr version` answers.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "containerd is running");
+        let up = self.spawn();
+        assert!(up, "containerd did not come up: {}", self.log());
+    }
+
+    fn spawn(&mut self) -> bool {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("containerd.log"))
+            .unwrap();
         let child = Command::new("containerd")
             .arg("--config")
-            .arg(dir.join("config.toml"))
+            .arg(self.dir.join("config.toml"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("containerd is installed (make test installs it)");
-        let c = Containerd {
-            dir,
-            ns: ns.to_string(),
-            child,
+        self.child = Some(child);
+        wait_until(Duration::from_secs(20), || self.ctr(&["version"]).code == 0)
+    }
+
+    /// Stops containerd by pid: SIGTERM, then SIGKILL after 20 s. Its
+    /// shims, root and state stay.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
         };
-        let up = wait_until(Duration::from_secs(20), || c.ctr(&["version"]).code == 0);
-        assert!(up, "containerd did not come up: {}", c.log());
-        c
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let exited = wait_until(Duration::from_secs(20), || {
+            child.try_wait().ok().flatten().is_some()
+        });
+        if !exited {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        assert!(exited, "containerd ignored SIGTERM for 20 s");
+    }
+
+    /// containerd's pid (None while stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// containerd's own log.
@@ -85,8 +128,13 @@ impl Containerd {
     }
 }
 
-impl Drop for Containerd {
-    fn drop(&mut self) {
+impl Containerd {
+    /// Kills and removes every task and container of the namespace (what a
+    /// failed test left), starting containerd again if it was stopped.
+    pub fn remove_all(&mut self) {
+        if self.child.is_none() && !self.spawn() {
+            eprintln!("containerd did not come up again for cleanup");
+        }
         for id in self.ctr(&["task", "ls", "-q"]).stdout.lines() {
             let _ = self.ctr(&["task", "kill", "-s", "KILL", id]);
             let _ = self.ctr(&["task", "rm", "-f", id]);
@@ -94,8 +142,16 @@ impl Drop for Containerd {
         for id in self.ctr(&["container", "ls", "-q"]).stdout.lines() {
             let _ = self.ctr(&["container", "rm", id]);
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.remove_all();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

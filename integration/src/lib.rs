@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{json, Value};
 
 mod containerd;
+mod shim;
 pub use containerd::Containerd;
+pub use shim::{fd_count, shim_bin, threads, Ctrd, TaskRow, ENGINE_ROOT, SOCKET_DIR};
 
 /// Where test state roots live (checked by leakcheck.sh).
 pub const STATE_PARENT: &str = "/run/rstest";

@@ -6,132 +6,20 @@
 //!
 //! Every test uses its own containerd namespace (`rstest-shimc-<pid>-<n>`)
 //! and puts its containers' cgroups under /rstest/ (`ctr run --cgroup`).
-//! After each task: no server of that namespace left, its socket file
-//! gone, its cgroup gone. containerd, and any shim left over after a failed
-//! assertion, are killed by pid on drop.
+//! After each task: no server of that namespace left, its socket file,
+//! cgroup and engine state gone, nothing mounted under its bundle
+//! (`Ctrd::assert_gone`, shared with shim_robust.rs). On drop, leftovers of
+//! a failed assertion are removed through containerd, then any shim still
+//! running and containerd are stopped by pid.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use integration::*;
 
-fn shim_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/containerd-shim-rs-v2");
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p containerd-shim-rs-v2",
-        bin.display()
-    );
-    std::fs::canonicalize(bin).unwrap()
-}
-
-/// A private containerd with its own namespace, plus what these tests
-/// check of our shim; on drop leftover shims of the namespace are killed
-/// (before containerd goes) and the namespace's engine root removed.
-struct Ctrd(Containerd);
-
-impl std::ops::Deref for Ctrd {
-    type Target = Containerd;
-    fn deref(&self) -> &Containerd {
-        &self.0
-    }
-}
-
-impl Ctrd {
-    fn start() -> Ctrd {
-        Ctrd(Containerd::start(&unique("rstest-shimc")))
-    }
-
-    /// `ctr run` with our shim, a busybox rootfs and a cgroup under /rstest.
-    fn run(&self, flags: &[&str], rootfs: &Path, id: &str, argv: &[&str]) -> Run {
-        let bin = shim_bin();
-        let cgroup = self.cgroup(id);
-        let mut args = vec!["run", "--runtime", bin.to_str().unwrap()];
-        args.extend(["--cgroup", &cgroup]);
-        args.extend(flags);
-        args.extend(["--rootfs", rootfs.to_str().unwrap(), id]);
-        args.extend(argv);
-        self.ctr(&args)
-    }
-
-    fn cgroup(&self, id: &str) -> String {
-        format!("{CGROUP_PARENT}/{}-{id}", self.ns)
-    }
-
-    /// The server socket `start` computes for task `id` (no grouping
-    /// annotation: the id groups).
-    fn socket(&self, id: &str) -> PathBuf {
-        let key = format!("{}/{}/{id}", self.address().display(), self.ns);
-        let out = Command::new("sh")
-            .args(["-c", "printf %s \"$1\" | sha256sum", "sh", &key])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let hex = text.split_whitespace().next().unwrap().to_string();
-        PathBuf::from("/run/containerd/s").join(hex)
-    }
-
-    /// Pids of live (non-zombie) shim servers of this namespace.
-    fn shims(&self) -> Vec<i32> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let argv = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let words: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
-            let is_shim = words
-                .first()
-                .is_some_and(|w| w.ends_with(b"containerd-shim-rs-v2"));
-            let ours = words.contains(&self.ns.as_bytes());
-            let zombie = std::fs::read_to_string(e.path().join("stat"))
-                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
-                .unwrap_or(true);
-            if is_shim && ours && !zombie {
-                out.push(pid);
-            }
-        }
-        out
-    }
-
-    /// Asserts that task `id` left nothing: no server, socket or cgroup.
-    fn assert_gone(&self, id: &str) {
-        assert!(
-            wait_until(Duration::from_secs(10), || self.shims().is_empty()),
-            "shim servers left: {:?}\n{}",
-            self.shims(),
-            self.log()
-        );
-        let sock = self.socket(id);
-        assert!(!sock.exists(), "socket {} left", sock.display());
-        assert!(!cgroup_exists(&self.cgroup(id)), "cgroup of {id} left");
-    }
-}
-
-impl Drop for Ctrd {
-    fn drop(&mut self) {
-        for pid in self.shims() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        // The engine root of this namespace (its containers are gone).
-        let _ = std::fs::remove_dir(Path::new("/run/containerd/rs").join(&self.ns));
-    }
-}
-
-fn threads(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
-}
-
 #[test]
 fn rs_shim_runs_echo_and_cleans_up() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["--rm"], &b.rootfs(), "echo", &["/bin/echo", "hi"]);
     assert_eq!(
@@ -150,7 +38,7 @@ fn rs_shim_runs_echo_and_cleans_up() {
 /// exited, orphaning the container and hanging ctr).
 #[test]
 fn rs_shim_back_to_back_runs_with_one_id() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     for i in 0..15 {
         let r = ctrd.run(&["--rm"], &b.rootfs(), "again", &["/bin/true"]);
@@ -161,7 +49,7 @@ fn rs_shim_back_to_back_runs_with_one_id() {
 
 #[test]
 fn rs_shim_reports_exit_codes() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["--rm"], &b.rootfs(), "seven", &["sh", "-c", "exit 7"]);
     assert_eq!(r.code, 7, "{r:?}\n{}", ctrd.log());
@@ -182,7 +70,7 @@ fn rs_shim_reports_exit_codes() {
 
 #[test]
 fn rs_shim_detached_ps_kill_and_remove() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["-d"], &b.rootfs(), "bg", &["sleep", "60"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
@@ -234,7 +122,7 @@ fn rs_shim_detached_ps_kill_and_remove() {
 
 #[test]
 fn rs_shim_execs_in_a_running_task() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["-d"], &b.rootfs(), "ex", &["sleep", "60"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());

@@ -17,23 +17,6 @@ use integration::*;
 
 const GRPC_ADDRESS: &str = "/run/containerd/containerd.sock";
 
-fn shim_bin() -> PathBuf {
-    let bin = std::env::var_os("SHIM_RS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo_root().join("target"));
-            target.join("debug/containerd-shim-rs-v2")
-        });
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p containerd-shim-rs-v2",
-        bin.display()
-    );
-    bin
-}
-
 /// A bundle dir (just config.json) plus everything started from it;
 /// cleanup on drop: servers by pid, socket files, the dir.
 struct ShimBundle {
