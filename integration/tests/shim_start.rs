@@ -215,8 +215,11 @@ fn start_twice_in_one_group_shares_one_server() {
     // The server lives in the first bundle; both bundles got their options.
     assert_eq!(pids_with_cwd(&first.dir), servers);
     assert!(pids_with_cwd(&second.dir).is_empty());
+    // containerd 1.6/1.7 reconnect after a restart through <bundle>/address.
     for b in [&first, &second] {
         assert!(b.dir.join("rs-options.json").exists());
+        let address = std::fs::read_to_string(b.dir.join("address")).unwrap_or_default();
+        assert_eq!(address, a1, "{}/address", b.dir.display());
     }
 
     // A different id without the group gets its own server.
