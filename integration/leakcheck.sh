@@ -10,6 +10,8 @@ shopt -s nullglob
 
 for d in /run/rstest/*; do leaks+=("state root: $d ($(ls "$d" | tr '\n' ' '))"); done
 for d in /tmp/rstest-bundle-* /tmp/rstest-ctrd-*; do leaks+=("test dir: $d"); done
+# The shim's engine root of a test namespace (containerd namespace rstest-*).
+for d in /run/containerd/rs/rstest-*; do leaks+=("shim engine root: $d ($(ls "$d" | tr '\n' ' '))"); done
 
 for h in /sys/fs/cgroup/*/rstest /sys/fs/cgroup/rstest; do
     [ -d "$h" ] || continue

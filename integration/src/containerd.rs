@@ -1,22 +1,26 @@
 //! A private containerd for tests (own root, state, sockets in a temp dir,
-//! CRI off unless asked for) and `ctr` bound to it and to one namespace.
-//! On drop its tasks and containers are removed, leftover rs shims of the
-//! namespace are killed by pid, containerd is killed by pid and its dir
-//! removed.
+//! CRI off unless asked for) and `ctr` bound to it and to one namespace. It can be stopped
+//! and started again on the same dir and config (a containerd restart). On
+//! drop its tasks and containers are removed, containerd is killed by pid
+//! and its dir removed.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{require_root, unique, wait_until, Run};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
-/// Where our shim keeps its engine state by default (one dir per namespace).
-const RS_ROOT: &str = "/run/containerd/rs";
+use crate::{require_root, unique, wait_until, Run};
 
 pub struct Containerd {
     pub dir: PathBuf,
     pub ns: String,
-    child: Child,
+    /// None while stopped.
+    child: Option<Child>,
+    /// containerd's PATH (Setup::path first).
+    path: OsString,
 }
 
 /// What a private containerd gets besides its own dirs and sockets.
@@ -66,30 +70,66 @@ impl Containerd {
         let dir = std::env::temp_dir().join(unique("rstest-ctrd"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("config.toml"), config(&dir, setup)).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
         let mut path: Vec<PathBuf> = setup.path.clone();
         path.extend(std::env::split_paths(
             &std::env::var_os("PATH").unwrap_or_default(),
         ));
+        let mut c = Containerd {
+            dir,
+            ns: ns.to_string(),
+            child: None,
+            path: std::env::join_paths(path).expect("no ':' in PATH dirs"),
+        };
+        c.start_again();
+        c
+    }
+
+    /// Starts containerd (again) with the same dir and config, its log
+    /// appended to the previous one, and waits until `ctr version` answers.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "containerd is running");
+        let up = self.spawn();
+        assert!(up, "containerd did not come up: {}", self.log());
+    }
+
+    fn spawn(&mut self) -> bool {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("containerd.log"))
+            .unwrap();
         let child = Command::new("containerd")
             .arg("--config")
-            .arg(dir.join("config.toml"))
-            .env(
-                "PATH",
-                std::env::join_paths(path).expect("no ':' in PATH dirs"),
-            )
+            .arg(self.dir.join("config.toml"))
+            .env("PATH", &self.path)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("containerd is installed (make test installs it)");
-        let c = Containerd {
-            dir,
-            ns: ns.to_string(),
-            child,
+        self.child = Some(child);
+        wait_until(Duration::from_secs(20), || self.ctr(&["version"]).code == 0)
+    }
+
+    /// Stops containerd by pid: SIGTERM, then SIGKILL after 20 s. Its
+    /// shims, root and state stay.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
         };
-        let up = wait_until(Duration::from_secs(20), || c.ctr(&["version"]).code == 0);
-        assert!(up, "containerd did not come up: {}", c.log());
-        c
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let exited = wait_until(Duration::from_secs(20), || {
+            child.try_wait().ok().flatten().is_some()
+        });
+        if !exited {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        assert!(exited, "containerd ignored SIGTERM for 20 s");
+    }
+
+    /// containerd's pid (None while stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// containerd's own log.
@@ -129,55 +169,14 @@ impl Containerd {
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
     }
-
-    /// The server socket our shim's `start` computes for task `id` (no
-    /// grouping annotation: the id groups).
-    pub fn shim_socket(&self, id: &str) -> PathBuf {
-        let key = format!("{}/{}/{id}", self.address().display(), self.ns);
-        let out = Command::new("sh")
-            .args(["-c", "printf %s \"$1\" | sha256sum", "sh", &key])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let hex = text.split_whitespace().next().unwrap().to_string();
-        PathBuf::from("/run/containerd/s").join(hex)
-    }
-
-    /// Pids of live (non-zombie) `containerd-shim-rs-v2` processes of this
-    /// namespace.
-    pub fn shims(&self) -> Vec<i32> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let argv = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let words: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
-            let is_shim = words
-                .first()
-                .is_some_and(|w| w.ends_with(b"containerd-shim-rs-v2"));
-            let ours = words.contains(&self.ns.as_bytes());
-            let zombie = std::fs::read_to_string(e.path().join("stat"))
-                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
-                .unwrap_or(true);
-            if is_shim && ours && !zombie {
-                out.push(pid);
-            }
-        }
-        out
-    }
 }
 
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        // rs shims a failed test left, first: nobody else would stop them,
-        // and a wedged one would make each ctr call below time out.
-        // containerd then cleans their tasks up with the shim's `delete`.
-        for pid in self.shims() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+impl Containerd {
+    /// Kills and removes every task and container of the namespace (what a
+    /// failed test left), starting containerd again if it was stopped.
+    pub fn remove_all(&mut self) {
+        if self.child.is_none() && !self.spawn() {
+            eprintln!("containerd did not come up again for cleanup");
         }
         for id in self.ctr(&["task", "ls", "-q"]).stdout.lines() {
             let _ = self.ctr(&["task", "kill", "-s", "KILL", id]);
@@ -186,10 +185,16 @@ impl Drop for Containerd {
         for id in self.ctr(&["container", "ls", "-q"]).stdout.lines() {
             let _ = self.ctr(&["container", "rm", id]);
         }
-        // The engine root of this namespace (its containers are gone).
-        let _ = std::fs::remove_dir(Path::new(RS_ROOT).join(&self.ns));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        self.remove_all();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{json, Value};
 
 mod containerd;
+mod shim;
 pub use containerd::{config as containerd_config, Containerd, Setup as ContainerdSetup};
+pub use shim::{fd_count, shim_bin, threads, Ctrd, TaskRow, ENGINE_ROOT, SOCKET_DIR};
 
 /// Where test state roots live (checked by leakcheck.sh).
 pub const STATE_PARENT: &str = "/run/rstest";
@@ -30,21 +32,6 @@ pub fn rsrun_bin() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
     target.join("debug/rsrun")
-}
-
-/// Path of the debug shim binary (target/debug/containerd-shim-rs-v2),
-/// canonical.
-pub fn shim_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/containerd-shim-rs-v2");
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p containerd-shim-rs-v2",
-        bin.display()
-    );
-    std::fs::canonicalize(bin).unwrap()
 }
 
 /// Repository root.

@@ -110,41 +110,25 @@ fn fragment_defines_the_rs_runtime_and_keeps_runc() {
 
 /// A containerd with the fragment imported and, if `shim_dir` is given,
 /// that directory first on its PATH.
-fn containerd(shim_dir: Option<&Path>) -> Containerd {
-    Containerd::start_with(
+fn containerd(shim_dir: Option<&Path>) -> Ctrd {
+    Ctrd(Containerd::start_with(
         &unique("rstest-deploy"),
         &ContainerdSetup {
             imports: vec![fragment()],
             path: shim_dir.into_iter().map(Path::to_path_buf).collect(),
             cri: false,
         },
-    )
+    ))
 }
 
-fn run(ctrd: &Containerd, flags: &[&str], rootfs: &Path, id: &str, argv: &[&str]) -> Run {
-    let cgroup = cgroup(ctrd, id);
+fn run(ctrd: &Ctrd, flags: &[&str], rootfs: &Path, id: &str, argv: &[&str]) -> Run {
+    let cgroup = ctrd.cgroup(id);
     let mut args = vec!["run", "--runtime", "io.containerd.rs.v2"];
     args.extend(["--cgroup", &cgroup]);
     args.extend(flags);
     args.extend(["--rootfs", rootfs.to_str().unwrap(), id]);
     args.extend(argv);
     ctrd.ctr(&args)
-}
-
-fn cgroup(ctrd: &Containerd, id: &str) -> String {
-    format!("{CGROUP_PARENT}/{}-{id}", ctrd.ns)
-}
-
-fn assert_gone(ctrd: &Containerd, id: &str) {
-    assert!(
-        wait_until(Duration::from_secs(10), || ctrd.shims().is_empty()),
-        "shims left: {:?}\n{}",
-        ctrd.shims(),
-        ctrd.log()
-    );
-    let sock = ctrd.shim_socket(id);
-    assert!(!sock.exists(), "socket {} left", sock.display());
-    assert!(!cgroup_exists(&cgroup(ctrd, id)), "cgroup of {id} left");
 }
 
 #[test]
@@ -166,7 +150,7 @@ fn ctr_runs_io_containerd_rs_v2_by_name() {
         "{r:?}\n{}",
         ctrd.log()
     );
-    assert_gone(&ctrd, "hello");
+    ctrd.assert_gone("hello");
 
     // The shim containerd started is the one on its PATH (the server is the
     // same binary: `start` re-executes /proc/self/exe).
@@ -186,7 +170,7 @@ fn ctr_runs_io_containerd_rs_v2_by_name() {
     assert!(stopped, "{:?}", ctrd.ctr(&["task", "ls"]));
     ctrd.ctr(&["task", "rm", "bg"]).ok();
     ctrd.ctr(&["container", "rm", "bg"]).ok();
-    assert_gone(&ctrd, "bg");
+    ctrd.assert_gone("bg");
 }
 
 /// The PATH entry is what makes the name work: without it (and with no
@@ -207,5 +191,5 @@ fn without_the_shim_on_its_path_containerd_finds_none() {
     let r = run(&ctrd, &["--rm"], &b.rootfs(), "none", &["true"]);
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("containerd-shim-rs-v2"), "{r:?}");
-    assert!(!cgroup_exists(&cgroup(&ctrd, "none")));
+    assert!(!cgroup_exists(&ctrd.cgroup("none")));
 }

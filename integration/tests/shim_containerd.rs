@@ -6,69 +6,20 @@
 //!
 //! Every test uses its own containerd namespace (`rstest-shimc-<pid>-<n>`)
 //! and puts its containers' cgroups under /rstest/ (`ctr run --cgroup`).
-//! After each task: no server of that namespace left, its socket file
-//! gone, its cgroup gone. containerd, and any shim left over after a failed
-//! assertion, are killed by pid on drop.
+//! After each task: no server of that namespace left, its socket file,
+//! cgroup and engine state gone, nothing mounted under its bundle
+//! (`Ctrd::assert_gone`, shared with shim_robust.rs). On drop, leftovers of
+//! a failed assertion are removed through containerd, then any shim still
+//! running and containerd are stopped by pid.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use integration::*;
 
-/// A private containerd with its own namespace, plus what these tests
-/// check of our shim (the harness kills leftover shims of the namespace
-/// and removes its engine root on drop).
-struct Ctrd(Containerd);
-
-impl std::ops::Deref for Ctrd {
-    type Target = Containerd;
-    fn deref(&self) -> &Containerd {
-        &self.0
-    }
-}
-
-impl Ctrd {
-    fn start() -> Ctrd {
-        Ctrd(Containerd::start(&unique("rstest-shimc")))
-    }
-
-    /// `ctr run` with our shim, a busybox rootfs and a cgroup under /rstest.
-    fn run(&self, flags: &[&str], rootfs: &Path, id: &str, argv: &[&str]) -> Run {
-        let bin = shim_bin();
-        let cgroup = self.cgroup(id);
-        let mut args = vec!["run", "--runtime", bin.to_str().unwrap()];
-        args.extend(["--cgroup", &cgroup]);
-        args.extend(flags);
-        args.extend(["--rootfs", rootfs.to_str().unwrap(), id]);
-        args.extend(argv);
-        self.ctr(&args)
-    }
-
-    fn cgroup(&self, id: &str) -> String {
-        format!("{CGROUP_PARENT}/{}-{id}", self.ns)
-    }
-
-    /// Asserts that task `id` left nothing: no server, socket or cgroup.
-    fn assert_gone(&self, id: &str) {
-        assert!(
-            wait_until(Duration::from_secs(10), || self.shims().is_empty()),
-            "shim servers left: {:?}\n{}",
-            self.shims(),
-            self.log()
-        );
-        let sock = self.shim_socket(id);
-        assert!(!sock.exists(), "socket {} left", sock.display());
-        assert!(!cgroup_exists(&self.cgroup(id)), "cgroup of {id} left");
-    }
-}
-
-fn threads(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
-}
-
 #[test]
 fn rs_shim_runs_echo_and_cleans_up() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["--rm"], &b.rootfs(), "echo", &["/bin/echo", "hi"]);
     assert_eq!(
@@ -87,7 +38,7 @@ fn rs_shim_runs_echo_and_cleans_up() {
 /// exited, orphaning the container and hanging ctr).
 #[test]
 fn rs_shim_back_to_back_runs_with_one_id() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     for i in 0..15 {
         let r = ctrd.run(&["--rm"], &b.rootfs(), "again", &["/bin/true"]);
@@ -98,7 +49,7 @@ fn rs_shim_back_to_back_runs_with_one_id() {
 
 #[test]
 fn rs_shim_reports_exit_codes() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["--rm"], &b.rootfs(), "seven", &["sh", "-c", "exit 7"]);
     assert_eq!(r.code, 7, "{r:?}\n{}", ctrd.log());
@@ -119,7 +70,7 @@ fn rs_shim_reports_exit_codes() {
 
 #[test]
 fn rs_shim_detached_ps_kill_and_remove() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["-d"], &b.rootfs(), "bg", &["sleep", "60"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
@@ -134,7 +85,7 @@ fn rs_shim_detached_ps_kill_and_remove() {
     let pid = line.split_whitespace().nth(1).unwrap().to_string();
     assert!(alive(pid.parse().unwrap()), "task pid {pid} is alive");
     assert!(
-        ctrd.shim_socket("bg").exists(),
+        ctrd.socket("bg").exists(),
         "server socket exists while running"
     );
     let shims = ctrd.shims();
@@ -171,7 +122,7 @@ fn rs_shim_detached_ps_kill_and_remove() {
 
 #[test]
 fn rs_shim_execs_in_a_running_task() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["-d"], &b.rootfs(), "ex", &["sleep", "60"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
@@ -208,7 +159,7 @@ fn rs_shim_execs_in_a_running_task() {
 /// ctr's ResizePty (sent before Start) and reports the exit code.
 #[test]
 fn rs_shim_terminal_run() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let bin = shim_bin();
     let rootfs = b.rootfs();
@@ -251,7 +202,7 @@ fn rs_shim_terminal_run() {
 /// `task ps` labels exec processes with their exec id.
 #[test]
 fn rs_shim_exec_terminal_stdin_and_ps() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let r = ctrd.run(&["-d"], &b.rootfs(), "ext", &["sleep", "60"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
@@ -323,7 +274,7 @@ fn rs_shim_exec_terminal_stdin_and_ps() {
 /// that closes its readiness fd without writing a byte.
 #[test]
 fn rs_shim_log_uris() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let dir = ScratchDir::new("rstest-logs");
     let script = "echo to-out; echo to-err >&2; exit 6";
@@ -394,7 +345,7 @@ fn rs_shim_log_uris() {
 /// before anyone deletes the task.
 #[test]
 fn rs_shim_kills_leftovers_without_pid_namespace() {
-    let ctrd = Ctrd::start();
+    let ctrd = Ctrd::start("rstest-shimc");
     let b = Bundle::new();
     let out = ScratchDir::new("rstest-hostpid");
     // This test's own (the host's) pid namespace; pid 1's is not readable

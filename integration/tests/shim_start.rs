@@ -17,23 +17,6 @@ use integration::*;
 
 const GRPC_ADDRESS: &str = "/run/containerd/containerd.sock";
 
-fn shim_bin() -> PathBuf {
-    let bin = std::env::var_os("SHIM_RS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo_root().join("target"));
-            target.join("debug/containerd-shim-rs-v2")
-        });
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build -p containerd-shim-rs-v2",
-        bin.display()
-    );
-    bin
-}
-
 /// A bundle dir (just config.json) plus everything started from it;
 /// cleanup on drop: servers by pid, socket files, the dir.
 struct ShimBundle {
@@ -232,8 +215,11 @@ fn start_twice_in_one_group_shares_one_server() {
     // The server lives in the first bundle; both bundles got their options.
     assert_eq!(pids_with_cwd(&first.dir), servers);
     assert!(pids_with_cwd(&second.dir).is_empty());
+    // containerd 1.6/1.7 reconnect after a restart through <bundle>/address.
     for b in [&first, &second] {
         assert!(b.dir.join("rs-options.json").exists());
+        let address = std::fs::read_to_string(b.dir.join("address")).unwrap_or_default();
+        assert_eq!(address, a1, "{}/address", b.dir.display());
     }
 
     // A different id without the group gets its own server.

@@ -3,7 +3,8 @@
 //! what it left. Order as in the Go shim's `Stop`: force-delete the
 //! container with the engine, unmount `<bundle>/rootfs`, then reply with a
 //! protobuf `DeleteResponse{pid from init.pid, exit_status 137, now}` on
-//! stdout. Problems along the way are warnings on stderr (containerd logs
+//! stdout. Unlike the Go shim, also remove the dead server's socket file,
+//! which nothing else would. Problems along the way are warnings on stderr (containerd logs
 //! them as "cleanup warnings") and do not fail the reply.
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,7 @@ pub fn run(flags: &Flags) -> Result<Vec<u8>> {
     };
     delete_container(&root, &flags.id);
     unmount_rootfs(&bundle.join("rootfs"));
+    remove_dead_socket(&bundle);
     let pid = read_init_pid(&bundle);
     Ok(response(pid))
 }
@@ -110,6 +112,28 @@ fn unmount_order(mounts: &[mountinfo::Mount], rootfs: &Path) -> Vec<PathBuf> {
     });
     targets.dedup();
     targets
+}
+
+/// Removes the socket named by `<bundle>/address` when nothing answers on
+/// it: a server that died without its Shutdown (SIGKILL, OOM kill) leaves
+/// it, and neither containerd nor a later `start` at another address would
+/// remove it. A live server (grouped, still serving other containers)
+/// keeps its socket, and only a socket file is ever removed.
+fn remove_dead_socket(bundle: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(address) = std::fs::read_to_string(bundle.join(crate::start::ADDRESS_FILE)) else {
+        return;
+    };
+    let path = crate::socket::socket_path(address.trim());
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if !is_socket || crate::socket::server_alive(path) {
+        return;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("remove dead shim socket {}: {e}", path.display()),
+    }
 }
 
 /// The init pid the server recorded at create; 0 when there is none.
@@ -201,6 +225,26 @@ mod tests {
     fn unmount_of_unmounted_dir_is_quiet() {
         let dir = tempfile::tempdir().unwrap();
         unmount_rootfs(&dir.path().join("rootfs"));
+    }
+
+    #[test]
+    fn dead_servers_socket_is_removed_a_live_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s");
+        let address = format!("unix://{}", sock.display());
+        crate::start::write_address(dir.path(), &address).unwrap();
+        let live = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        remove_dead_socket(dir.path());
+        assert!(sock.exists(), "a live server keeps its socket");
+        drop(live);
+        remove_dead_socket(dir.path());
+        assert!(!sock.exists(), "a dead server's socket is removed");
+        // Not a socket: never removed, whatever the address file says.
+        std::fs::write(&sock, "data").unwrap();
+        remove_dead_socket(dir.path());
+        assert!(sock.exists());
+        // No address file: nothing to do.
+        remove_dead_socket(&dir.path().join("none"));
     }
 
     #[test]

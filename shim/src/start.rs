@@ -12,6 +12,8 @@
 //!      else io.kubernetes.cri.sandbox-id, else the id
 //!   2. address  = unix://<socket dir>/<sha256(grpc addr/ns/grouping)>
 //!   3. <bundle>/rs-options.json ← runtime options
+//!      <bundle>/address         ← address (containerd ≤ 1.7 reconnects
+//!                                  through it after a restart)
 //!   4. bind (0600 file socket)
 //!        EADDRINUSE + connectable → reply with the address (shared server)
 //!        EADDRINUSE + dead        → remove, bind again
@@ -49,6 +51,13 @@ pub const GROUP_LABELS: [&str; 2] = [
 /// The task API version announced in a BootstrapResult: the protos we
 /// serve are `containerd.task.v3.Task`, as the Go runc shim announces.
 pub const TASK_API_VERSION: i32 = 3;
+
+/// `<bundle>/address`: the server's address. containerd 1.6/1.7 read it
+/// (`loadShim`) to reconnect to running servers when they start again;
+/// without it they take every server for dead and clean its containers
+/// up. The Go shims write it in `start`, for a shared server too. Also
+/// read by `delete`, to remove a dead server's socket.
+pub const ADDRESS_FILE: &str = "address";
 
 /// containerd bounds `start` stdin at 10 MiB; so do we.
 const STDIN_LIMIT: u64 = 10 << 20;
@@ -181,6 +190,7 @@ pub fn response(input: &StartInput, address: &str) -> Vec<u8> {
 /// Steps 3–6.
 fn execute(flags: &Flags, plan: &Plan) -> Result<()> {
     options_file::save(&plan.bundle, &plan.options)?;
+    write_address(&plan.bundle, &plan.address)?;
     let listener = match socket::bind(&plan.address)? {
         Bound::Shared => return Ok(()),
         Bound::New(l) => l,
@@ -203,6 +213,15 @@ fn execute(flags: &Flags, plan: &Plan) -> Result<()> {
     }
     // Not waited for: `start` exits now and the server is reparented.
     Ok(())
+}
+
+/// Writes [`ADDRESS_FILE`] atomically (temp file + rename), so a reader
+/// never sees half an address.
+pub fn write_address(bundle: &Path, address: &str) -> Result<()> {
+    let path = bundle.join(ADDRESS_FILE);
+    let tmp = bundle.join(format!(".{ADDRESS_FILE}.tmp"));
+    std::fs::write(&tmp, address).map_err(|e| Error::path("write", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::path("rename into", &path, e))
 }
 
 fn place(plan: &Plan, pid: u32) -> Result<()> {

@@ -238,3 +238,18 @@ fn response_forms() {
         TASK_API_VERSION
     );
 }
+
+#[test]
+fn address_file_is_written_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    write_address(dir.path(), "unix:///run/containerd/s/a").unwrap();
+    write_address(dir.path(), "unix:///run/containerd/s/b").unwrap();
+    let got = std::fs::read_to_string(dir.path().join(ADDRESS_FILE)).unwrap();
+    // Exactly the address, no newline: containerd dials the file's bytes.
+    assert_eq!(got, "unix:///run/containerd/s/b");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![ADDRESS_FILE], "no temp file left");
+}
