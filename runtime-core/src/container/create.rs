@@ -53,6 +53,18 @@ impl Drop for Undo<'_> {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
         }
         if let Some(cg) = self.cgroup {
+            // Also what a failure left whose pid we never learned (killed
+            // processes leave the cgroup at exit, before being reaped).
+            for _ in 0..200 {
+                let pids = cg.pids().unwrap_or_default();
+                if pids.is_empty() {
+                    break;
+                }
+                for p in pids {
+                    let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
             if let Err(e) = cg.destroy() {
                 log::warn!("cleanup: {e}");
             }

@@ -21,7 +21,9 @@
 //!                                write timens offsets
 //!                                clone(CLONE_PARENT) ──────────▶ (is the parent's child, so
 //!                      ◀──────── InitPid(pid)                     `run` can wait for it)
-//!                                _exit(0)
+//!                                write 1 byte on the gate ─────▶ waits for it: nothing of
+//!                                _exit(0)                         init's may reach the parent
+//!                                                                 before InitPid
 //!  reap stage 1
 //!                                                               init: mounts, /dev
 //!                      ◀─────────────────────────────────────── RuntimeHooks (only if any)

@@ -148,14 +148,43 @@ fn stage1(
         std::fs::write("/proc/self/timens_offsets", offsets)
             .ctx(|| "write /proc/self/timens_offsets".into())?;
     }
+    // The child shares our channel end: it may say nothing before InitPid
+    // is on the wire, or the parent reads its Ready where it expects
+    // InitPid (and never learns the pid). It waits on this gate.
+    let (gate_r, gate_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe (init gate)".into())?;
     match fork::clone_parent()? {
         Forked::Child => {
             fork::set_name("rs:[2:INIT]");
-            child_main(chan, || job(chan))
+            drop(gate_w);
+            child_main(chan, || {
+                wait_gate(gate_r)?;
+                job(chan)
+            })
         }
         Forked::Parent(pid) => {
+            drop(gate_r);
             chan.send(&Msg::InitPid(pid))?;
+            nix::unistd::write(&gate_w, &[1]).ctx(|| "open init gate".into())?;
             fork::exit_child(0)
+        }
+    }
+}
+
+/// Blocks until stage 1 has sent InitPid (one byte), or fails when stage 1
+/// exited without doing so (EOF).
+fn wait_gate(gate: std::os::fd::OwnedFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(&gate, &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err(Error::Child(
+                    "stage 1 exited before reporting init's pid".into(),
+                ))
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::io("read init gate", std::io::Error::from(e))),
         }
     }
 }
