@@ -14,17 +14,24 @@ all: build
 build:
 	$(CARGO) build --workspace
 
-# The release binaries are static (glibc and libseccomp linked in): no
+# rsrun's release binary is static (glibc and libseccomp linked in): no
 # dynamic loader work at every container start, nothing to swap under a
-# running rsrun or shim, no libseccomp2 needed where they are installed.
+# running rsrun. The shim is long-lived and one per container, so it is
+# built for memory (profile `shim`, opt-level s): non-PIE, so its
+# read-only data needs no relocation (no private copy per shim), glibc
+# dynamic (its pages are shared with every other process), libseccomp
+# static (nothing else maps it). See bench/README.md for the PSS figures.
 TARGET := x86_64-unknown-linux-gnu
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 RSRUN_RELEASE := target/$(TARGET)/release/rsrun
-SHIM_RELEASE := target/$(TARGET)/release/containerd-shim-rs-v2
+SHIM_RELEASE := target/$(TARGET)/shim/containerd-shim-rs-v2
 release:
 	RUSTFLAGS="-C target-feature=+crt-static" LIBSECCOMP_LINK_TYPE=static \
 	LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH) \
-	$(CARGO) build --release -p rsrun -p containerd-shim-rs-v2 --target $(TARGET)
+	$(CARGO) build --release -p rsrun --target $(TARGET)
+	RUSTFLAGS="-C relocation-model=static" LIBSECCOMP_LINK_TYPE=static \
+	LIBSECCOMP_LIB_PATH=/usr/lib/$(MULTIARCH) \
+	$(CARGO) build --profile shim -p containerd-shim-rs-v2 --target $(TARGET)
 
 # containerd finds the shim for runtime io.containerd.rs.v2 as
 # containerd-shim-rs-v2 on its PATH; /usr/local/bin is on the PATH systemd
@@ -84,8 +91,7 @@ demo: deps release
 
 bench: deps release
 	bench/run.sh
-	$(CARGO) build --release -p containerd-shim-rs-v2
-	bench/shim.sh
+	SHIM=$(SHIM_RELEASE) bench/shim.sh
 
 clean:
 	$(CARGO) clean

@@ -6,8 +6,9 @@
 #      containers (one shim per container: total and per added container)
 # Prints medians and ratios rs/runc.v2.
 #
-#   bench/shim.sh [RUNS]        RUNS (default 30) per hyperfine benchmark
-#   SHIM=path                   default: target/release/containerd-shim-rs-v2
+#   bench/shim.sh [RUNS]        RUNS (default 30) timed runs of each, the two
+#                               runtimes alternating
+#   SHIM=path                   default: target/x86_64-unknown-linux-gnu/shim/containerd-shim-rs-v2 (make release)
 #
 # Root only. A private containerd (own root, state, sockets) under one
 # mktemp dir is started and stopped here; containers use the namespace
@@ -16,10 +17,10 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-30}
-shim=${SHIM:-$repo/target/release/containerd-shim-rs-v2}
+shim=${SHIM:-$repo/target/x86_64-unknown-linux-gnu/shim/containerd-shim-rs-v2}
 [ "$(id -u)" = 0 ] || { echo "$0: must run as root" >&2; exit 1; }
-[ -x "$shim" ] || { echo "$0: $shim missing (cargo build --release -p containerd-shim-rs-v2)" >&2; exit 1; }
-for tool in containerd ctr hyperfine jq; do
+[ -x "$shim" ] || { echo "$0: $shim missing (make release)" >&2; exit 1; }
+for tool in containerd ctr; do
     command -v "$tool" >/dev/null || { echo "$0: $tool not found" >&2; exit 1; }
 done
 
@@ -60,16 +61,39 @@ ctrd_pid=$!
 for _ in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
 
 declare -A rt=([rs]="$shim" [runc]=io.containerd.runc.v2)
-C="command ctr --address $work/c.sock --namespace rsbench"
-median() { jq -r '.results[0].median * 1000' "$1"; }
 
+# Wall time of one command, in ms (EPOCHREALTIME: no fork for the clock).
+elapsed_ms() {
+    local t0=$EPOCHREALTIME
+    "$@" >/dev/null
+    local t1=$EPOCHREALTIME
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'
+}
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# The two runtimes alternate run by run (and swap who goes first), so a
+# change in the machine's load hits both alike: this 2-core VM's timings
+# drift by ±20 % over a minute, which skews back-to-back batches.
 for name in rs runc; do
     r=${rt[$name]}
-    hyperfine -S bash --warmup 3 --runs "$runs" --export-json "$work/run-$name.json" \
-        "$C run --rm --runtime $r --cgroup /rsbench/$name-\$RANDOM\$RANDOM --rootfs $work/rootfs $name-\$RANDOM\$RANDOM /bin/true" >/dev/null
     ctr run -d --runtime "$r" --cgroup "/rsbench/x-$name" --rootfs "$work/rootfs" "x-$name" /bin/sleep 3600 >/dev/null
-    hyperfine -S bash --warmup 3 --runs "$runs" --export-json "$work/exec-$name.json" \
-        "$C task exec --exec-id e\$RANDOM\$RANDOM x-$name /bin/true" >/dev/null
+done
+n=0
+for i in $(seq $((runs + 3))); do
+    order="rs runc"; [ $((i % 2)) = 0 ] && order="runc rs"
+    for name in $order; do
+        r=${rt[$name]}
+        id="$name-$i"
+        t_run=$(elapsed_ms ctr run --rm --runtime "$r" --cgroup "/rsbench/$id" --rootfs "$work/rootfs" "$id" /bin/true)
+        t_exec=$(elapsed_ms ctr task exec --exec-id "e$i" "x-$name" /bin/true)
+        # The first 3 rounds warm caches up and are not counted.
+        if [ "$i" -gt 3 ]; then
+            echo "$t_run" >>"$work/run-$name.txt"
+            echo "$t_exec" >>"$work/exec-$name.txt"
+        fi
+    done
+done
+for name in rs runc; do
     ctr task kill -s KILL "x-$name"; sleep 0.3; ctr task rm -f "x-$name" >/dev/null; ctr container rm "x-$name"
 done
 
@@ -99,7 +123,7 @@ done
 printf '\n%-28s %12s %12s %8s\n' "" "rs shim" "runc.v2" "rs/runc"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 for what in run exec; do
-    a=$(median "$work/$what-rs.json"); b=$(median "$work/$what-runc.json")
+    a=$(median "$work/$what-rs.txt"); b=$(median "$work/$what-runc.txt")
     printf '%-28s %9.2f ms %9.2f ms %8s\n' "ctr $what (median)" "$a" "$b" "$(ratio "$a" "$b")"
 done
 printf '%-28s %9d kB %9d kB %8s\n' "shim PSS, 1 container" "${pss1[rs]}" "${pss1[runc]}" "$(ratio "${pss1[rs]}" "${pss1[runc]}")"

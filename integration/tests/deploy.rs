@@ -153,7 +153,7 @@ fn ctr_runs_io_containerd_rs_v2_by_name() {
     ctrd.assert_gone("hello");
 
     // The shim containerd started is the one on its PATH (the server is the
-    // same binary: `start` re-executes /proc/self/exe).
+    // same binary: `start` forks it).
     let r = run(&ctrd, &["-d"], &b.rootfs(), "bg", &["sleep", "60"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
     let shims = ctrd.shims();

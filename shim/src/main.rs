@@ -16,6 +16,7 @@
 mod delete;
 mod error;
 mod flags;
+mod fork_server;
 mod mountinfo;
 mod options_file;
 mod placement;

@@ -17,7 +17,7 @@
 //!   4. bind (0600 file socket)
 //!        EADDRINUSE + connectable → reply with the address (shared server)
 //!        EADDRINUSE + dead        → remove, bind again
-//!   5. fork+exec /proc/self/exe -namespace NS -id ID -address ADDR [-debug]
+//!   5. fork the server (no exec: see fork_server.rs)
 //!        fd 3 = listener, fds 0-2 = /dev/null, own process group, cwd = bundle
 //!   6. server → ShimCgroup, oom_score_adj = ours + 1
 //! start ──stdout──▶ containerd
@@ -27,11 +27,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use rs_proto::{RuntimeOptions, ShimProtocol, StartInput};
 use serde::Deserialize;
@@ -39,7 +35,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::flags::Flags;
 use crate::socket::{self, Bound};
-use crate::{options_file, placement};
+use crate::{fork_server, options_file, placement};
 
 /// Annotations that group containers onto one server, in precedence order
 /// (the Go runc shim's `groupLabels`).
@@ -196,8 +192,8 @@ fn execute(flags: &Flags, plan: &Plan) -> Result<()> {
         Bound::New(l) => l,
     };
     let socket_path = socket::socket_path(&plan.address).to_path_buf();
-    let mut child = match spawn_server(flags, plan, &listener) {
-        Ok(c) => c,
+    let pid = match fork_server::fork(flags, plan, &listener) {
+        Ok(pid) => pid,
         Err(e) => {
             let _ = std::fs::remove_file(&socket_path);
             return Err(e);
@@ -205,9 +201,12 @@ fn execute(flags: &Flags, plan: &Plan) -> Result<()> {
     };
     // The server holds its own copy of the listener now.
     drop(listener);
-    if let Err(e) = place(plan, child.id()) {
-        let _ = child.kill();
-        let _ = child.wait();
+    if let Err(e) = place(plan, pid as u32) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         let _ = std::fs::remove_file(&socket_path);
         return Err(e);
     }
@@ -229,102 +228,6 @@ fn place(plan: &Plan, pid: u32) -> Result<()> {
         placement::join_cgroup(cgroup, pid)?;
     }
     placement::adjust_oom_score(pid)
-}
-
-/// `prctl(PR_SCHED_CORE, PR_SCHED_CORE_CREATE, 0, PIDTYPE_TGID, 0)`
-/// (linux/prctl.h, linux/pid.h): a core-scheduling cookie for the server,
-/// inherited by every container process it starts.
-const PR_SCHED_CORE: libc::c_int = 62;
-const PR_SCHED_CORE_CREATE: libc::c_ulong = 1;
-const PIDTYPE_TGID: libc::c_ulong = 1;
-/// linux/close_range.h.
-const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-
-/// Re-executes this binary as the server, the listener as its fd 3.
-fn spawn_server(flags: &Flags, plan: &Plan, listener: &UnixListener) -> Result<Child> {
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg0(
-        std::env::args_os()
-            .next()
-            .unwrap_or_else(|| "containerd-shim-rs-v2".into()),
-    )
-    .args(["-namespace", &plan.namespace])
-    .args(["-id", &plan.id])
-    .args(["-address", &plan.grpc_address]);
-    if flags.debug {
-        cmd.arg("-debug");
-    }
-    cmd.current_dir(&plan.bundle)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    // containerd ≥ 2.3 may stop exporting the legacy variables; the server
-    // reads them, so fill them from BootstrapParams where missing.
-    if let StartInput::Bootstrap(p) = &plan.input {
-        for (key, value) in [
-            ("TTRPC_ADDRESS", &p.containerd_ttrpc_address),
-            ("GRPC_ADDRESS", &p.containerd_grpc_address),
-            ("NAMESPACE", &plan.namespace),
-        ] {
-            if std::env::var_os(key).is_none() && !value.is_empty() {
-                cmd.env(key, value);
-            }
-        }
-    }
-    let sched_core = std::env::var_os("SCHED_CORE").is_some_and(|v| !v.is_empty());
-    let fd = listener.as_raw_fd();
-    // SAFETY: the closure runs in the forked child of this single-threaded
-    // process and only makes raw syscalls (fcntl, dup2, close_range,
-    // prctl): nothing
-    // allocates or takes a lock.
-    unsafe {
-        cmd.pre_exec(move || listener_to_fd3(fd, sched_core));
-    }
-    cmd.spawn().map_err(|source| Error::Io {
-        op: "spawn shim server",
-        source,
-    })
-}
-
-/// In the child: make `fd` the inheritable fd 3 and every higher fd
-/// close-on-exec, and create the core scheduling cookie when containerd
-/// asked for one.
-fn listener_to_fd3(fd: RawFd, sched_core: bool) -> std::io::Result<()> {
-    const TARGET: RawFd = 3;
-    // dup2 onto itself would keep FD_CLOEXEC, so clear it explicitly then.
-    // SAFETY: plain fcntl/dup2 on an fd this process owns; no memory involved.
-    let rc = unsafe {
-        if fd == TARGET {
-            libc::fcntl(TARGET, libc::F_SETFD, 0)
-        } else {
-            libc::dup2(fd, TARGET)
-        }
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // Fds our own parent leaked to us without CLOEXEC must not reach the
-    // server (and from it, containers). Marking them CLOEXEC rather than
-    // closing keeps std's exec-error pipe working. Kernels before 5.11
-    // lack the flag (EINVAL/ENOSYS): best effort.
-    // SAFETY: close_range with integer arguments only.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            TARGET + 1,
-            libc::c_uint::MAX,
-            CLOSE_RANGE_CLOEXEC,
-        );
-    }
-    if sched_core {
-        // SAFETY: prctl with integer arguments only.
-        let rc = unsafe { libc::prctl(PR_SCHED_CORE, PR_SCHED_CORE_CREATE, 0, PIDTYPE_TGID, 0) };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
