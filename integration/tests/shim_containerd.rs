@@ -30,6 +30,14 @@ fn rs_shim_runs_echo_and_cleans_up() {
     );
     ctrd.assert_gone("echo");
     assert!(ctrd.ctr(&["container", "ls", "-q"]).ok().trim().is_empty());
+    // Quiet at info level (containerd runs shims without -debug here): a
+    // clean run writes nothing to the shim log containerd copies.
+    let log = ctrd.log();
+    let shim_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("runtime=io.containerd.rs.v2"))
+        .collect();
+    assert!(shim_lines.is_empty(), "{shim_lines:#?}");
 }
 
 /// Back-to-back `run --rm` with one id: each `start` lands on the socket

@@ -391,3 +391,44 @@ fn grouped_containers_share_one_shim() {
     assert!(!socket.exists(), "group socket {} left", socket.display());
     assert_namespace_empty(&ctrd);
 }
+
+/// Exec stdin that nobody reads never holds the shim: an exec whose
+/// process ignores a stdin fed without end (`yes`) finishes, ctr returns,
+/// and once the task is removed its shim exits (the Rust runc shim keeps
+/// such a shim forever, waiting on the copy).
+#[test]
+fn unread_exec_stdin_does_not_hold_the_shim() {
+    let ctrd = start();
+    let b = Bundle::new();
+    let r = ctrd.run(&["-d"], &b.rootfs(), "stdin", &["sleep", "60"]);
+    assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
+    let mut yes = std::process::Command::new("yes")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let feed = yes.stdout.take().unwrap();
+    let mut exec = ctrd.cmd(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "deaf",
+        "stdin",
+        "sh",
+        "-c",
+        "sleep 1; echo done",
+    ]);
+    let mut exec = exec
+        .stdin(std::process::Stdio::from(feed))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = wait_child(&mut exec, Duration::from_secs(20));
+    let _ = yes.kill();
+    let _ = yes.wait();
+    assert_eq!(code, 0, "exec with unread stdin finished\n{}", ctrd.log());
+    for pid in ctrd.shims() {
+        assert_eq!(threads(pid), 1, "the server stays single-threaded");
+    }
+    ctrd.kill_and_remove("stdin");
+    ctrd.assert_gone("stdin");
+}

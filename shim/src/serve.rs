@@ -85,7 +85,7 @@ pub fn run(flags: &Flags) -> i32 {
         return 1;
     };
     FifoLogger::install(flags.debug);
-    log::info!(
+    log::debug!(
         "containerd-shim-rs-v2[{}] serving {} for namespace {}",
         std::process::id(),
         socket.display(),
@@ -122,7 +122,7 @@ pub fn run(flags: &Flags) -> i32 {
         }
     };
     let _ = std::fs::remove_file(&socket);
-    log::info!("exiting");
+    log::debug!("exiting");
     code
 }
 

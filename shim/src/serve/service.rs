@@ -342,7 +342,7 @@ impl Service {
 
     pub(super) fn do_shutdown(&self) -> RpcResult<Empty> {
         if self.tables().containers.is_empty() {
-            log::info!("shutdown: no containers left");
+            log::debug!("shutdown: no containers left");
             self.closing
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = std::fs::remove_file(&self.config.socket);

@@ -152,7 +152,7 @@ impl Tables {
             return None;
         };
         let c = self.containers.get_mut(&id)?;
-        log::info!(
+        log::debug!(
             "container {id} process {pid} ({exec_id:?}) exited: {}",
             exit.status
         );
