@@ -45,6 +45,7 @@ mod console;
 mod events;
 mod io;
 mod logger;
+mod oom;
 mod reaper;
 mod service;
 mod spawn;

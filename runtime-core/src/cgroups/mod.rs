@@ -15,6 +15,7 @@ mod detect;
 mod devices;
 mod fs;
 mod memory;
+pub mod oom;
 mod pids;
 mod unified;
 

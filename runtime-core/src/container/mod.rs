@@ -54,6 +54,13 @@ pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
     Ok(p)
 }
 
+/// A watch for OOM kills in the container's memory cgroup (`None` when it
+/// has no memory controller). The caller polls its fd.
+pub fn oom_watch(root: &Root, id: &str) -> Result<Option<crate::cgroups::oom::OomWatch>> {
+    let st = State::load(root, id)?;
+    Ok(crate::cgroups::oom::OomWatch::open(&st.cgroup)?)
+}
+
 /// The status, or an error if the container is not in one of `allowed`.
 pub(crate) fn require(st: &State, root: &Root, allowed: &[Status], verb: &str) -> Result<Status> {
     let s = st.status(root);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -64,6 +64,7 @@ event!(TaskStart, TASK_START_EVENT_TOPIC, "TaskStart");
 event!(TaskExit, TASK_EXIT_EVENT_TOPIC, "TaskExit");
 event!(TaskDelete, TASK_DELETE_EVENT_TOPIC, "TaskDelete");
 event!(TaskExecAdded, TASK_EXEC_ADDED_EVENT_TOPIC, "TaskExecAdded");
+event!(TaskOOM, TASK_OOM_EVENT_TOPIC, "TaskOOM");
 event!(
     TaskExecStarted,
     TASK_EXEC_STARTED_EVENT_TOPIC,
@@ -194,5 +195,6 @@ mod tests {
         check::<TaskDelete>();
         check::<TaskExecAdded>();
         check::<TaskExecStarted>();
+        check::<TaskOOM>();
     }
 }

@@ -46,7 +46,7 @@ pub struct Config {
 
 pub struct Service {
     pub(super) config: Config,
-    tables: Arc<Mutex<Tables>>,
+    pub(super) tables: Arc<Mutex<Tables>>,
     pub(super) events: Publisher,
     /// Notified when `Shutdown` finds no containers left.
     shutdown: Arc<Notify>,

@@ -128,11 +128,13 @@ impl Service {
             let exited = init.exit.subscribe();
             init.console = Some(Console::attach(master, &req.stdin, &req.stdout, exited)?);
         }
+        let oom = self.watch_oom(&req.id);
         {
             let mut t = self.tables();
             t.containers.insert(
                 req.id.clone(),
                 Container {
+                    oom,
                     kill_all_on_exit: !own_pid_namespace(&bundle),
                     bundle,
                     mounted_rootfs: mounted,
@@ -163,6 +165,34 @@ impl Service {
             pid: pid as u32,
             ..Default::default()
         })
+    }
+
+    /// The OOM watch of a just created container and its waiting task; a
+    /// container without one still runs (its OOM kills go unreported).
+    fn watch_oom(
+        &self,
+        id: &str,
+    ) -> Option<(runtime_core::cgroups::oom::OomWatch, super::oom::OomTask)> {
+        let watch = match container::oom_watch(&self.root(), id) {
+            Ok(Some(w)) => w,
+            Ok(None) => return None,
+            Err(e) => {
+                log::warn!("container {id}: no OOM events: {e}");
+                return None;
+            }
+        };
+        match super::oom::spawn(
+            &watch,
+            id.to_string(),
+            self.tables.clone(),
+            self.events.clone(),
+        ) {
+            Ok(task) => Some((watch, task)),
+            Err(e) => {
+                log::warn!("container {id}: no OOM events: {e}");
+                None
+            }
+        }
     }
 
     pub(super) fn do_exec(&self, req: api::ExecProcessRequest) -> RpcResult<Empty> {

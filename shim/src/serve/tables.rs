@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use containerd_shim_protos::events::task::TaskExit;
+use containerd_shim_protos::events::task::{TaskExit, TaskOOM};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 use tokio::sync::watch;
@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::console::Console;
 use super::events::Publisher;
 use super::logger::Logger;
+use super::oom::OomTask;
 
 /// How and when a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,8 @@ pub struct Container {
     /// No pid namespace of its own: when init exits, whatever is left in
     /// its cgroup is killed (a pid namespace does that by itself).
     pub kill_all_on_exit: bool,
+    /// OOM kills in its memory cgroup, and the task waiting on them.
+    pub oom: Option<(runtime_core::cgroups::oom::OomWatch, OomTask)>,
 }
 
 impl Container {
@@ -151,6 +154,7 @@ impl Tables {
             self.unclaimed.insert(pid, exit);
             return None;
         };
+        self.check_oom(&id, events);
         let c = self.containers.get_mut(&id)?;
         log::debug!(
             "container {id} process {pid} ({exec_id:?}) exited: {}",
@@ -175,6 +179,26 @@ impl Tables {
             }
         }
         None
+    }
+}
+
+impl Tables {
+    /// Publishes TaskOOM if container `id` had an OOM kill since the last
+    /// check; false when the container is gone.
+    pub fn check_oom(&mut self, id: &str, events: &Publisher) -> bool {
+        let Some(c) = self.containers.get_mut(id) else {
+            return false;
+        };
+        if let Some((watch, _)) = c.oom.as_mut() {
+            if watch.take() > 0 {
+                log::debug!("container {id}: OOM kill");
+                events.publish(TaskOOM {
+                    container_id: id.to_string(),
+                    ..Default::default()
+                });
+            }
+        }
+        true
     }
 }
 
