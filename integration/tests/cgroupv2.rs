@@ -76,6 +76,7 @@ fn cgroup_v2_limits_and_lifecycle_in_a_vm() {
         "ok   - init in the container's cgroup = 0::/rstest/v2life",
         "ok   - host memory.max = 67108864",
         "ok   - host pids.max = 20",
+        "ok   - stage 1 born in its cgroup = 1",
         "ok   - start exit code = 0",
         "ok   - status after start = running",
         "ok   - exec reads its pids.max = 20",

@@ -65,7 +65,7 @@ check "run: cgroup after exit" "" "$(ls -d $CG/rstest/v2run 2>/dev/null)"
 # ---- 2. lifecycle: create, list, start, exec, delete
 status() { $R state v2life 2>/dev/null | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p'; }
 make_config v2life '"sleep", "60"'
-$R create v2life >/tmp/v2life.log 2>&1
+rsrun --root /run/rstest --debug --log /tmp/v2life-debug.log create v2life >/tmp/v2life.log 2>&1
 check "create exit code" 0 "$?"
 cat /tmp/v2life.log
 check "status after create" created "$(status)"
@@ -74,6 +74,7 @@ pid=$($R state v2life | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
 check "init in the container's cgroup" "0::/rstest/v2life" "$(cat /proc/$pid/cgroup 2>&1)"
 check "host memory.max" "$MEM" "$(cat $CG/rstest/v2life/memory.max 2>&1)"
 check "host pids.max" "$PIDS" "$(cat $CG/rstest/v2life/pids.max 2>&1)"
+check "stage 1 born in its cgroup" 1 "$(grep -c 'born in its cgroup' /tmp/v2life-debug.log)"
 $R start v2life
 check "start exit code" 0 "$?"
 check "status after start" running "$(status)"

@@ -309,6 +309,24 @@ impl Cgroup {
             .collect()
     }
 
+    /// On a cgroup2-only host, the container's directory opened for
+    /// clone3(CLONE_INTO_CGROUP); `None` elsewhere (v1 hierarchies need
+    /// the pid written) or when it cannot be opened.
+    pub fn v2_dir_fd(&self) -> Option<std::os::fd::OwnedFd> {
+        if self.layout != Layout::V2 {
+            return None;
+        }
+        let dir = self.dirs.first()?;
+        nix::fcntl::open(
+            &dir.dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()
+    }
+
     /// The directory holding v1 `controller`'s files (e.g. "memory", "name=systemd"), or on v2
     /// the single directory. On hybrid hosts "" names the unified directory.
     pub fn dir_for(&self, controller: &str) -> Option<PathBuf> {

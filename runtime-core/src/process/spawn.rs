@@ -2,6 +2,7 @@
 //! by `create` (init) and `exec`. See the diagram in `process/mod.rs`.
 
 use std::convert::Infallible;
+use std::os::fd::AsFd;
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
@@ -63,14 +64,28 @@ pub fn spawn(
     job: impl FnOnce(&Channel) -> Result<Infallible>,
 ) -> Result<Spawned> {
     let (parent, child) = channel::pair()?;
-    match fork::fork()? {
+    // On a cgroup2-only host stage 1 is born in the container's cgroup.
+    let v2_dir = cgroup.and_then(Cgroup::v2_dir_fd);
+    let born_inside = match &v2_dir {
+        Some(dir) => fork::fork_into_cgroup(dir.as_fd())?,
+        None => None,
+    };
+    let placed = born_inside.is_some();
+    if placed && matches!(born_inside, Some(Forked::Parent(_))) {
+        log::debug!("stage 1 born in its cgroup (clone3 CLONE_INTO_CGROUP)");
+    }
+    let forked = match born_inside {
+        Some(f) => f,
+        None => fork::fork()?,
+    };
+    match forked {
         Forked::Child => {
             drop(parent);
             child_main(&child, || stage1(&stage, &child, job))
         }
         Forked::Parent(s1) => {
             drop(child);
-            let res = drive_stage1(s1, &stage, cgroup, &parent);
+            let res = drive_stage1(s1, &stage, cgroup, placed, &parent);
             match res {
                 Ok(pid) => {
                     let _ = fork::wait_code(s1);
@@ -95,7 +110,13 @@ pub fn spawn(
     }
 }
 
-fn drive_stage1(s1: i32, stage: &Stage1, cgroup: Option<&Cgroup>, chan: &Channel) -> Result<i32> {
+fn drive_stage1(
+    s1: i32,
+    stage: &Stage1,
+    cgroup: Option<&Cgroup>,
+    placed: bool,
+    chan: &Channel,
+) -> Result<i32> {
     if stage.new_user {
         chan.expect(Msg::UserNsCreated)?;
         write_id_maps(s1, &stage.uid_maps, &stage.gid_maps)?;
@@ -104,7 +125,9 @@ fn drive_stage1(s1: i32, stage: &Stage1, cgroup: Option<&Cgroup>, chan: &Channel
     // Stage 1 creates its namespaces meanwhile (the new netns alone takes
     // about as long as this first cgroup.procs write).
     if let Some(cg) = cgroup {
-        cg.add_pid(s1)?;
+        if !placed {
+            cg.add_pid(s1)?;
+        }
         if let Some(r) = &stage.resources {
             cg.apply(r)?;
         }
