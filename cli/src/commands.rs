@@ -58,6 +58,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Err(runtime_core::Error::NotFound(_)) if force => Ok(0),
             r => r.map(|_| 0).map_err(Into::into),
         },
+        Command::Pause { id } => container::pause(&root, &id).map(|_| 0).map_err(Into::into),
+        Command::Resume { id } => container::resume(&root, &id).map(|_| 0).map_err(Into::into),
         Command::Ps {
             format,
             id,

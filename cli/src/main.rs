@@ -116,6 +116,10 @@ enum Command {
         force: bool,
         id: String,
     },
+    /// Suspend all processes inside the container
+    Pause { id: String },
+    /// Resume all processes that have been previously paused
+    Resume { id: String },
     /// Display the processes running inside a container
     Ps {
         /// Select one of: table or json

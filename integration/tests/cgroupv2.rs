@@ -93,3 +93,63 @@ fn cgroup_v2_limits_and_lifecycle_in_a_vm() {
         );
     }
 }
+
+/// pause/resume on cgroup v2 (`cgroup.freeze`, `frozen` in cgroup.events):
+/// integration/vm/freeze_v2.sh pauses a counter loop, reads the files back
+/// from the host side of the VM, resumes, kills and force-deletes paused
+/// containers, and checks no cgroup is left.
+#[test]
+fn cgroup_v2_pause_resume_in_a_vm() {
+    require_root();
+    let vm = repo_root().join("integration/vm");
+    let bins = bin_dir();
+    let out = Command::new(vm.join("run.sh"))
+        .arg(&bins.0)
+        .arg(vm.join("freeze_v2.sh"))
+        .env("RS_VM_TIMEOUT", "180")
+        .output()
+        .expect("run integration/vm/run.sh (needs integration/vm/setup.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "VM test failed (2: setup missing, 3: VM crashed or timed out); see the log above"
+    );
+    let expected = [
+        "ok   - run -d exit code = 0",
+        "ok   - counter runs = yes",
+        "ok   - cgroup.freeze before pause = 0",
+        "ok   - pause exit code = 0",
+        "ok   - status after pause = paused",
+        "ok   - list after pause = paused",
+        "ok   - cgroup.freeze after pause = 1",
+        "ok   - cgroup.events frozen after pause = 1",
+        "ok   - counter still while paused = ",
+        "ok   - second pause exit code = 1",
+        "ok   - second pause message = rsrun: container not running",
+        "ok   - resume exit code = 0",
+        "ok   - status after resume = running",
+        "ok   - cgroup.freeze after resume = 0",
+        "ok   - cgroup.events frozen after resume = 0",
+        "ok   - counter advances after resume = yes",
+        "ok   - second resume exit code = 1",
+        "ok   - second resume message = rsrun: container not paused",
+        "ok   - kill of paused exit code = 0",
+        "ok   - status after kill = stopped",
+        "ok   - delete exit code = 0",
+        "ok   - delete: cgroup left = ",
+        "ok   - status (2) after pause = paused",
+        "ok   - delete -f of paused exit code = 0",
+        "ok   - delete -f: cgroup left = ",
+        "ok   - leftover cgroups = ",
+        "freeze_v2: 0 failure(s)",
+    ];
+    for line in expected {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "missing {line:?}"
+        );
+    }
+}

@@ -2,8 +2,9 @@
 //! and the status derived from the live process.
 //!
 //! Status is never stored: it is derived from whether init still lives (pid
-//! plus its start time, so a reused pid is not mistaken for init) and whether
-//! the exec FIFO (removed by `start`) still exists.
+//! plus its start time, so a reused pid is not mistaken for init), whether
+//! its cgroup is frozen (paused) and whether the exec FIFO (removed by
+//! `start`) still exists.
 
 use std::fs::File;
 use std::io::Write;
@@ -136,6 +137,10 @@ impl State {
         }
         if !process_matches(self.pid, self.start_time) {
             return Status::Stopped;
+        }
+        // As runc: a frozen cgroup is paused, whether it was running or created.
+        if self.cgroup.frozen() {
+            return Status::Paused;
         }
         if root.container_dir(&self.id).join(FIFO).exists() {
             Status::Created

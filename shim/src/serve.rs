@@ -8,9 +8,9 @@
 //! Implemented: Create (rootfs mounts; stdio FIFOs, `file://`,
 //! `binary://`, `binary-v2://`, terminals), Start, Exec, State, Wait,
 //! Kill, Delete, Pids (with exec ids), ResizePty, CloseIO, Connect,
-//! Shutdown; events TaskCreate/Start/ExecAdded/ExecStarted/Exit/Delete.
-//! UNIMPLEMENTED: checkpoint/restore, Pause, Resume, Update, Stats; no
-//! OOM events.
+//! Shutdown, Pause, Resume; events TaskCreate/Start/ExecAdded/ExecStarted/
+//! Exit/Delete/Paused/Resumed.
+//! UNIMPLEMENTED: checkpoint/restore, Update, Stats; no OOM events.
 //!
 //! ```text
 //! containerd ──ttrpc (containerd.task.v2/v3.Task)──▶ service ──▶ engine
@@ -43,6 +43,7 @@
 
 mod console;
 mod events;
+mod freeze;
 mod io;
 mod logger;
 mod oom;

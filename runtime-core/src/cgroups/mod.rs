@@ -13,6 +13,7 @@ mod cpu;
 mod cpuset;
 mod detect;
 mod devices;
+mod freezer;
 mod fs;
 mod memory;
 pub mod oom;

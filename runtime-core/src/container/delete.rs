@@ -55,8 +55,8 @@ fn remove_dir(dir: &std::path::Path, id: &str) -> Result<()> {
     }
 }
 
-/// SIGKILLs init and everything else in the cgroup, and waits until the
-/// cgroup is empty and init is gone.
+/// SIGKILLs init and everything else in the cgroup (thawing it if paused),
+/// and waits until the cgroup is empty and init is gone.
 fn kill_all(st: &State) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut pause = Duration::from_micros(100);
@@ -68,6 +68,11 @@ fn kill_all(st: &State) -> Result<()> {
         let pids = st.cgroup.pids().unwrap_or_default();
         for p in &pids {
             let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
+        // A paused container: on v1 the SIGKILLs take effect only once
+        // thawed. Thawed after they are sent, so no process runs again.
+        if st.cgroup.frozen() {
+            st.cgroup.thaw()?;
         }
         if !init_alive && pids.is_empty() {
             return Ok(());

@@ -44,10 +44,16 @@ pub fn kill(root: &Root, id: &str, sig: Signal, all: bool) -> Result<()> {
         for p in pids {
             let _ = send(Pid::from_raw(p), sig);
         }
-        return Ok(());
+    } else {
+        send(Pid::from_raw(st.pid), sig)
+            .map_err(|e| Error::sys(format!("kill {} with {sig}", st.pid), e))?;
     }
-    send(Pid::from_raw(st.pid), sig)
-        .map_err(|e| Error::sys(format!("kill {} with {sig}", st.pid), e))
+    // v1 holds even SIGKILL until the cgroup thaws (v2 does not); thaw so
+    // the container dies now, as runc does. Other signals wait for resume.
+    if sig == Signal::SIGKILL && st.cgroup.frozen() {
+        st.cgroup.thaw()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

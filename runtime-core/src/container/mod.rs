@@ -6,12 +6,14 @@ pub(crate) mod create;
 mod delete;
 mod exec;
 mod kill;
+mod pause;
 pub(crate) mod start;
 
 pub use create::{create, create_planned, CreateOptions};
 pub use delete::delete;
 pub use exec::{exec, ExecOptions};
 pub use kill::{kill, parse_signal};
+pub use pause::{pause, resume};
 pub use start::start;
 
 use crate::error::{Error, Result};
@@ -33,6 +35,11 @@ pub fn open(root: &Root, id: &str) -> Result<(State, Lock)> {
 /// atomically), so a container still being created shows as "creating".
 pub fn state(root: &Root, id: &str) -> Result<serde_json::Value> {
     Ok(State::load(root, id)?.oci(root))
+}
+
+/// The status of one container, lock-free like [`state`].
+pub fn status(root: &Root, id: &str) -> Result<Status> {
+    Ok(State::load(root, id)?.status(root))
 }
 
 /// All containers' OCI states, sorted by id.

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -70,6 +71,8 @@ event!(
     TASK_EXEC_STARTED_EVENT_TOPIC,
     "TaskExecStarted"
 );
+event!(TaskPaused, TASK_PAUSED_EVENT_TOPIC, "TaskPaused");
+event!(TaskResumed, TASK_RESUMED_EVENT_TOPIC, "TaskResumed");
 
 impl Publisher {
     /// Starts the forwarding task on the current runtime. `address` is
@@ -196,5 +199,7 @@ mod tests {
         check::<TaskExecAdded>();
         check::<TaskExecStarted>();
         check::<TaskOOM>();
+        check::<TaskPaused>();
+        check::<TaskResumed>();
     }
 }

@@ -27,7 +27,7 @@ impl Task for Service {
         _ctx: &TtrpcContext,
         req: api::StateRequest,
     ) -> ttrpc::Result<api::StateResponse> {
-        reply("state", self.do_state(req))
+        reply("state", self.do_state(req).map(|r| self.mark_paused(r)))
     }
 
     async fn create(
@@ -62,12 +62,12 @@ impl Task for Service {
         reply("pids", self.do_pids(req))
     }
 
-    async fn pause(&self, _ctx: &TtrpcContext, _req: api::PauseRequest) -> ttrpc::Result<Empty> {
-        unimplemented("pause")
+    async fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> ttrpc::Result<Empty> {
+        reply("pause", self.do_pause(req))
     }
 
-    async fn resume(&self, _ctx: &TtrpcContext, _req: api::ResumeRequest) -> ttrpc::Result<Empty> {
-        unimplemented("resume")
+    async fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> ttrpc::Result<Empty> {
+        reply("resume", self.do_resume(req))
     }
 
     async fn checkpoint(
