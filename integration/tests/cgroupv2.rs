@@ -92,3 +92,53 @@ fn cgroup_v2_limits_and_lifecycle_in_a_vm() {
         );
     }
 }
+
+/// `rsrun update` of a running container on pure cgroup v2
+/// (integration/vm/update_v2.sh): memory.max, cpu.max, cpu.weight,
+/// memory.swap.max and pids.max change; bad or refused values change
+/// nothing; the new pids.max stops a fork loop.
+#[test]
+fn cgroup_v2_update_in_a_vm() {
+    require_root();
+    let vm = repo_root().join("integration/vm");
+    let bins = bin_dir();
+    let out = Command::new(vm.join("run.sh"))
+        .arg(&bins.0)
+        .arg(vm.join("update_v2.sh"))
+        .env("RS_VM_TIMEOUT", "180")
+        .output()
+        .expect("run integration/vm/run.sh (needs integration/vm/setup.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "VM test failed (2: setup missing, 3: VM crashed or timed out); see the log above"
+    );
+    let expected = [
+        "ok   - run -d exit code = 0",
+        "ok   - memory.max = 67108864",
+        "ok   - cpu.max = 20000 100000",
+        "ok   - pids.max = 7",
+        "ok   - memory.max after json = 33554432",
+        "ok   - cpu.weight after json = 39",
+        "ok   - cpu.max kept = 20000 100000",
+        "ok   - cpu.max unlimited = max 100000",
+        "ok   - invalid cpus exit code = 1",
+        "ok   - invalid cpus: memory.max unchanged = 33554432",
+        "ok   - refused cpus exit code = 1",
+        "ok   - refused cpus: memory.max restored = 33554432",
+        "ok   - fork loop exit code = 2",
+        "ok   - fork loop hit the limit = can't fork",
+        "ok   - pids.current after fork loop = 6",
+        "ok   - leftover cgroups = ",
+        "update_v2: 0 failure(s)",
+    ];
+    for line in expected {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "missing {line:?}"
+        );
+    }
+}

@@ -8,9 +8,9 @@
 //! Implemented: Create (rootfs mounts; stdio FIFOs, `file://`,
 //! `binary://`, `binary-v2://`, terminals), Start, Exec, State, Wait,
 //! Kill, Delete, Pids (with exec ids), ResizePty, CloseIO, Connect,
-//! Shutdown; events TaskCreate/Start/ExecAdded/ExecStarted/Exit/Delete.
-//! UNIMPLEMENTED: checkpoint/restore, Pause, Resume, Update, Stats; no
-//! OOM events.
+//! Shutdown, Update (resources; `update.rs`); events
+//! TaskCreate/Start/ExecAdded/ExecStarted/Exit/Delete.
+//! UNIMPLEMENTED: checkpoint/restore, Pause, Resume, Stats; no OOM events.
 //!
 //! ```text
 //! containerd ──ttrpc (containerd.task.v2/v3.Task)──▶ service ──▶ engine
@@ -51,6 +51,7 @@ mod spawn;
 mod status;
 mod tables;
 mod task;
+mod update;
 
 use std::io::Write;
 use std::os::fd::RawFd;

@@ -17,6 +17,7 @@ mod fs;
 mod memory;
 mod pids;
 mod unified;
+mod update;
 
 #[cfg(test)]
 mod root_tests;
