@@ -8,6 +8,7 @@ mod foreground;
 mod logging;
 mod spec_template;
 mod table;
+mod update;
 
 use std::path::PathBuf;
 
@@ -134,6 +135,8 @@ enum Command {
     Exec(Box<exec::ExecArgs>),
     /// Show the enabled features
     Features,
+    /// Update container resource constraints
+    Update(Box<update::UpdateArgs>),
     /// Create a new specification file
     Spec {
         /// Path to the root of the bundle directory

@@ -38,25 +38,42 @@ fn bin_dir() -> TempDir {
     dir
 }
 
-#[test]
-fn cgroup_v2_limits_and_lifecycle_in_a_vm() {
+/// Boots the VM with rsrun and `script` (integration/vm/), asserts it
+/// passed, and returns what it printed.
+fn run_in_vm(script: &str) -> String {
     require_root();
     let vm = repo_root().join("integration/vm");
     let bins = bin_dir();
     let out = Command::new(vm.join("run.sh"))
         .arg(&bins.0)
-        .arg(vm.join("rsrun_v2.sh"))
+        .arg(vm.join(script))
         .env("RS_VM_TIMEOUT", "180")
         .output()
         .expect("run integration/vm/run.sh (needs integration/vm/setup.sh)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}\n{stderr}");
     assert_eq!(
         out.status.code(),
         Some(0),
-        "VM test failed (2: setup missing, 3: VM crashed or timed out); see the log above"
+        "VM test {script} failed (2: setup missing, 3: VM crashed or timed out); see the log above"
     );
+    stdout
+}
+
+/// Every `expected` line begins some line of `stdout`.
+fn assert_lines(stdout: &str, expected: &[&str]) {
+    for line in expected {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "missing {line:?}"
+        );
+    }
+}
+
+#[test]
+fn cgroup_v2_limits_and_lifecycle_in_a_vm() {
+    let stdout = run_in_vm("rsrun_v2.sh");
     // The script computes these from the OCI values: 64 MiB limit, 32 MiB
     // reservation, 128 MiB memory+swap, shares 1024, 50 ms / 100 ms, 20 pids.
     let expected = [
@@ -86,12 +103,7 @@ fn cgroup_v2_limits_and_lifecycle_in_a_vm() {
         "ok   - leftover cgroups = ",
         "rsrun_v2: 0 failure(s)",
     ];
-    for line in expected {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(line)),
-            "missing {line:?}"
-        );
-    }
+    assert_lines(&stdout, &expected);
 }
 
 /// pause/resume on cgroup v2 (`cgroup.freeze`, `frozen` in cgroup.events):
@@ -100,23 +112,7 @@ fn cgroup_v2_limits_and_lifecycle_in_a_vm() {
 /// containers, and checks no cgroup is left.
 #[test]
 fn cgroup_v2_pause_resume_in_a_vm() {
-    require_root();
-    let vm = repo_root().join("integration/vm");
-    let bins = bin_dir();
-    let out = Command::new(vm.join("run.sh"))
-        .arg(&bins.0)
-        .arg(vm.join("freeze_v2.sh"))
-        .env("RS_VM_TIMEOUT", "180")
-        .output()
-        .expect("run integration/vm/run.sh (needs integration/vm/setup.sh)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n{stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "VM test failed (2: setup missing, 3: VM crashed or timed out); see the log above"
-    );
+    let stdout = run_in_vm("freeze_v2.sh");
     let expected = [
         "ok   - run -d exit code = 0",
         "ok   - counter runs = yes",
@@ -146,10 +142,34 @@ fn cgroup_v2_pause_resume_in_a_vm() {
         "ok   - leftover cgroups = ",
         "freeze_v2: 0 failure(s)",
     ];
-    for line in expected {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(line)),
-            "missing {line:?}"
-        );
-    }
+    assert_lines(&stdout, &expected);
+}
+
+/// `rsrun update` of a running container on pure cgroup v2
+/// (integration/vm/update_v2.sh): memory.max, cpu.max, cpu.weight,
+/// memory.swap.max and pids.max change; bad or refused values change
+/// nothing; the new pids.max stops a fork loop.
+#[test]
+fn cgroup_v2_update_in_a_vm() {
+    let stdout = run_in_vm("update_v2.sh");
+    let expected = [
+        "ok   - run -d exit code = 0",
+        "ok   - memory.max = 67108864",
+        "ok   - cpu.max = 20000 100000",
+        "ok   - pids.max = 7",
+        "ok   - memory.max after json = 33554432",
+        "ok   - cpu.weight after json = 39",
+        "ok   - cpu.max kept = 20000 100000",
+        "ok   - cpu.max unlimited = max 100000",
+        "ok   - invalid cpus exit code = 1",
+        "ok   - invalid cpus: memory.max unchanged = 33554432",
+        "ok   - refused cpus exit code = 1",
+        "ok   - refused cpus: memory.max restored = 33554432",
+        "ok   - fork loop exit code = 2",
+        "ok   - fork loop hit the limit = can't fork",
+        "ok   - pids.current after fork loop = 6",
+        "ok   - leftover cgroups = ",
+        "update_v2: 0 failure(s)",
+    ];
+    assert_lines(&stdout, &expected);
 }

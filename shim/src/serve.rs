@@ -8,9 +8,9 @@
 //! Implemented: Create (rootfs mounts; stdio FIFOs, `file://`,
 //! `binary://`, `binary-v2://`, terminals), Start, Exec, State, Wait,
 //! Kill, Delete, Pids (with exec ids), ResizePty, CloseIO, Connect,
-//! Shutdown, Pause, Resume; events TaskCreate/Start/ExecAdded/ExecStarted/
-//! Exit/Delete/Paused/Resumed.
-//! UNIMPLEMENTED: checkpoint/restore, Update, Stats; no OOM events.
+//! Shutdown, Pause, Resume, Update (resources; `update.rs`); events
+//! TaskCreate/Start/ExecAdded/ExecStarted/Exit/Delete/Paused/Resumed/OOM.
+//! UNIMPLEMENTED: checkpoint/restore, Stats.
 //!
 //! ```text
 //! containerd ──ttrpc (containerd.task.v2/v3.Task)──▶ service ──▶ engine
@@ -53,6 +53,7 @@ mod spawn;
 mod status;
 mod tables;
 mod task;
+mod update;
 
 use std::io::Write;
 use std::os::fd::RawFd;

@@ -19,6 +19,7 @@ mod memory;
 pub mod oom;
 mod pids;
 mod unified;
+mod update;
 
 #[cfg(test)]
 mod root_tests;

@@ -8,6 +8,7 @@ mod exec;
 mod kill;
 mod pause;
 pub(crate) mod start;
+mod update;
 
 pub use create::{create, create_planned, CreateOptions};
 pub use delete::delete;
@@ -15,6 +16,7 @@ pub use exec::{exec, ExecOptions};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use start::start;
+pub use update::update;
 
 use crate::error::{Error, Result};
 use crate::state::{Lock, Root, State, Status};

@@ -109,9 +109,9 @@ impl Task for Service {
     async fn update(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::UpdateTaskRequest,
+        req: api::UpdateTaskRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("update")
+        reply("update", self.do_update(req))
     }
 
     async fn wait(
