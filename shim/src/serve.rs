@@ -9,7 +9,8 @@
 //! `binary://`, `binary-v2://`, terminals), Start, Exec, State, Wait,
 //! Kill, Delete, Pids (with exec ids), ResizePty, CloseIO, Connect,
 //! Shutdown; events TaskCreate/Start/ExecAdded/ExecStarted/Exit/Delete.
-//! UNIMPLEMENTED: checkpoint/restore, Pause, Resume, Update, Stats; no
+//! Stats: cgroup v1/v2 metrics (serve/metrics.rs).
+//! UNIMPLEMENTED: checkpoint/restore, Pause, Resume, Update; no
 //! OOM events.
 //!
 //! ```text
@@ -45,6 +46,7 @@ mod console;
 mod events;
 mod io;
 mod logger;
+mod metrics;
 mod reaper;
 mod service;
 mod spawn;

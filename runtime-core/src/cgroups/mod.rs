@@ -16,6 +16,7 @@ mod devices;
 mod fs;
 mod memory;
 mod pids;
+mod stats;
 mod unified;
 
 #[cfg(test)]
@@ -28,6 +29,11 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use detect::{FsType, Mount};
+
+pub use stats::{
+    BlkioEntry, BlkioStats, CpuStats, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats,
+    Throttling, UNLIMITED,
+};
 
 /// Errors of the cgroup module; each names the file, path or field involved.
 #[derive(thiserror::Error, Debug)]

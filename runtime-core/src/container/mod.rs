@@ -7,12 +7,14 @@ mod delete;
 mod exec;
 mod kill;
 pub(crate) mod start;
+mod stats;
 
 pub use create::{create, create_planned, CreateOptions};
 pub use delete::delete;
 pub use exec::{exec, ExecOptions};
 pub use kill::{kill, parse_signal};
 pub use start::start;
+pub use stats::stats;
 
 use crate::error::{Error, Result};
 use crate::state::{Lock, Root, State, Status};
