@@ -105,46 +105,7 @@ pub(super) fn v1_metrics(s: &Stats) -> v1::Metrics {
         ..Default::default()
     }));
     if let Some(mem) = &s.memory {
-        let st = |k: &str| mem.stat.get(k).copied().unwrap_or(0);
-        m.memory = MessageField::some(v1::MemoryStat {
-            cache: st("cache"),
-            rss: st("rss"),
-            rss_huge: st("rss_huge"),
-            mapped_file: st("mapped_file"),
-            dirty: st("dirty"),
-            writeback: st("writeback"),
-            pg_pg_in: st("pgpgin"),
-            pg_pg_out: st("pgpgout"),
-            pg_fault: st("pgfault"),
-            pg_maj_fault: st("pgmajfault"),
-            inactive_anon: st("inactive_anon"),
-            active_anon: st("active_anon"),
-            inactive_file: st("inactive_file"),
-            active_file: st("active_file"),
-            unevictable: st("unevictable"),
-            hierarchical_memory_limit: st("hierarchical_memory_limit"),
-            hierarchical_swap_limit: st("hierarchical_memsw_limit"),
-            total_cache: st("total_cache"),
-            total_rss: st("total_rss"),
-            total_rss_huge: st("total_rss_huge"),
-            total_mapped_file: st("total_mapped_file"),
-            total_dirty: st("total_dirty"),
-            total_writeback: st("total_writeback"),
-            total_pg_pg_in: st("total_pgpgin"),
-            total_pg_pg_out: st("total_pgpgout"),
-            total_pg_fault: st("total_pgfault"),
-            total_pg_maj_fault: st("total_pgmajfault"),
-            total_inactive_anon: st("total_inactive_anon"),
-            total_active_anon: st("total_active_anon"),
-            total_inactive_file: st("total_inactive_file"),
-            total_active_file: st("total_active_file"),
-            total_unevictable: st("total_unevictable"),
-            usage: v1_entry(mem.usage),
-            swap: v1_entry(mem.swap),
-            kernel: v1_entry(mem.kernel),
-            kernel_tcp: v1_entry(mem.kernel_tcp),
-            ..Default::default()
-        });
+        m.memory = MessageField::some(v1_memory(mem));
         if !mem.events.is_empty() {
             let ev = |k: &str| mem.events.get(k).copied().unwrap_or(0);
             m.memory_oom_control = MessageField::some(v1::MemoryOomControl {
@@ -161,6 +122,50 @@ pub(super) fn v1_metrics(s: &Stats) -> v1::Metrics {
         ..Default::default()
     }));
     m
+}
+
+/// memory.stat's counters under containerd's v1 names, and the four usage entries.
+fn v1_memory(mem: &runtime_core::cgroups::MemoryStats) -> v1::MemoryStat {
+    let st = |k: &str| mem.stat.get(k).copied().unwrap_or(0);
+    v1::MemoryStat {
+        cache: st("cache"),
+        rss: st("rss"),
+        rss_huge: st("rss_huge"),
+        mapped_file: st("mapped_file"),
+        dirty: st("dirty"),
+        writeback: st("writeback"),
+        pg_pg_in: st("pgpgin"),
+        pg_pg_out: st("pgpgout"),
+        pg_fault: st("pgfault"),
+        pg_maj_fault: st("pgmajfault"),
+        inactive_anon: st("inactive_anon"),
+        active_anon: st("active_anon"),
+        inactive_file: st("inactive_file"),
+        active_file: st("active_file"),
+        unevictable: st("unevictable"),
+        hierarchical_memory_limit: st("hierarchical_memory_limit"),
+        hierarchical_swap_limit: st("hierarchical_memsw_limit"),
+        total_cache: st("total_cache"),
+        total_rss: st("total_rss"),
+        total_rss_huge: st("total_rss_huge"),
+        total_mapped_file: st("total_mapped_file"),
+        total_dirty: st("total_dirty"),
+        total_writeback: st("total_writeback"),
+        total_pg_pg_in: st("total_pgpgin"),
+        total_pg_pg_out: st("total_pgpgout"),
+        total_pg_fault: st("total_pgfault"),
+        total_pg_maj_fault: st("total_pgmajfault"),
+        total_inactive_anon: st("total_inactive_anon"),
+        total_active_anon: st("total_active_anon"),
+        total_inactive_file: st("total_inactive_file"),
+        total_active_file: st("total_active_file"),
+        total_unevictable: st("total_unevictable"),
+        usage: v1_entry(mem.usage),
+        swap: v1_entry(mem.swap),
+        kernel: v1_entry(mem.kernel),
+        kernel_tcp: v1_entry(mem.kernel_tcp),
+        ..Default::default()
+    }
 }
 
 pub(super) fn v2_metrics(s: &Stats) -> v2::Metrics {
