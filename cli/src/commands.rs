@@ -67,6 +67,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         } => ps(&root, &id, &format, &ps_args),
         Command::Exec(args) => crate::exec::exec(&root, *args),
         Command::Update(args) => crate::update::update(&root, *args),
+        Command::Events {
+            interval,
+            stats,
+            id,
+        } => crate::events::events(&root, &interval, stats, &id),
         Command::Spec { bundle, rootless } => spec(bundle.as_deref(), rootless),
         Command::Features => {
             // runc prints it with a four-space indent.

@@ -3,6 +3,7 @@
 //! stderr (and a JSON/text record in `--log`) and exit status 1.
 
 mod commands;
+mod events;
 mod exec;
 mod foreground;
 mod logging;
@@ -133,6 +134,16 @@ enum Command {
     },
     /// Execute new process inside the container
     Exec(Box<exec::ExecArgs>),
+    /// Display container events such as OOM notifications, cpu, memory, and IO usage statistics
+    Events {
+        /// Set the stats collection interval
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Display the container's stats then exit
+        #[arg(long)]
+        stats: bool,
+        id: String,
+    },
     /// Show the enabled features
     Features,
     /// Update container resource constraints

@@ -4,7 +4,9 @@
 //! busybox bundle there, runs containers with memory, cpu, cpuset and pids
 //! limits, reads them back from inside (cgroupns: its cgroup is the root),
 //! and drives create/list/start/exec/delete. This test asserts the VM's exit
-//! code and that every expected check line was printed.
+//! code and that every expected check line was printed. A second VM run,
+//! integration/vm/stats_v2.sh, checks `rsrun events --stats` against the v2
+//! control files.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -172,4 +174,61 @@ fn cgroup_v2_update_in_a_vm() {
         "update_v2: 0 failure(s)",
     ];
     assert_lines(&stdout, &expected);
+}
+
+/// `rsrun events --stats` on a pure v2 kernel: integration/vm/stats_v2.sh
+/// compares each figure with the container's v2 files (memory.max,
+/// memory.stat, memory.peak, memory.events, memory.swap.max, pids.*,
+/// cpu.stat), checks runc's v2 shaping (swap = memory+swap, no per-cpu
+/// figures), the stream ending with the container, and the stopped error.
+#[test]
+fn cgroup_v2_events_stats_in_a_vm() {
+    require_root();
+    let vm = repo_root().join("integration/vm");
+    let bins = bin_dir();
+    let out = Command::new(vm.join("run.sh"))
+        .arg(&bins.0)
+        .arg(vm.join("stats_v2.sh"))
+        .env("RS_VM_TIMEOUT", "180")
+        .output()
+        .expect("run integration/vm/run.sh (needs integration/vm/setup.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "VM test failed (2: setup missing, 3: VM crashed or timed out); see the log above"
+    );
+    let expected = [
+        "ok   - events --stats exit code = 0",
+        "ok   - type and id = 1",
+        "ok   - memory.usage.limit = memory.max = 67108864",
+        "ok   - memory.cache = memory.stat file = 16777216",
+        "ok   - memory.raw.shmem = memory.stat shmem = 16777216",
+        "ok   - memory.usage.usage (>= 16 MiB, <= limit) in range",
+        "ok   - memory.usage.max (memory.peak) >= usage in range",
+        "ok   - memory.usage.failcnt = memory.events max = 0",
+        "ok   - memory.swap.limit = swap.max + memory.max = 134217728",
+        "ok   - pids.current = pids.current file = 1",
+        "ok   - pids.limit = pids.max = 20",
+        "ok   - cpu.usage.total (ns) between two reads of usage_usec in range",
+        "ok   - cpu.usage.total > 0 = yes",
+        "ok   - cpu.usage.user = user_usec * 1000 = ",
+        "ok   - cpu.throttling.periods between two reads of nr_periods in range",
+        "ok   - cpu.throttling.throttledPeriods > 0 (50% quota) = yes",
+        "ok   - no per-cpu figures on v2 = ",
+        "ok   - events stream exit code = 0",
+        "ok   - stream printed samples = yes",
+        "ok   - stopped: events --stats exit code = 1",
+        "ok   - stopped: error = rsrun: container with id v2stats is not running",
+        "ok   - leftover cgroups = ",
+        "stats_v2: 0 failure(s)",
+    ];
+    for line in expected {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "missing {line:?}"
+        );
+    }
 }

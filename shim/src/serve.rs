@@ -8,9 +8,10 @@
 //! Implemented: Create (rootfs mounts; stdio FIFOs, `file://`,
 //! `binary://`, `binary-v2://`, terminals), Start, Exec, State, Wait,
 //! Kill, Delete, Pids (with exec ids), ResizePty, CloseIO, Connect,
-//! Shutdown, Pause, Resume, Update (resources; `update.rs`); events
-//! TaskCreate/Start/ExecAdded/ExecStarted/Exit/Delete/Paused/Resumed/OOM.
-//! UNIMPLEMENTED: checkpoint/restore, Stats.
+//! Shutdown, Pause, Resume, Update (resources; `update.rs`), Stats
+//! (cgroup v1/v2 metrics; `metrics.rs`); events TaskCreate/Start/
+//! ExecAdded/ExecStarted/Exit/Delete/Paused/Resumed/OOM.
+//! UNIMPLEMENTED: checkpoint/restore.
 //!
 //! ```text
 //! containerd ──ttrpc (containerd.task.v2/v3.Task)──▶ service ──▶ engine
@@ -46,6 +47,7 @@ mod events;
 mod freeze;
 mod io;
 mod logger;
+mod metrics;
 mod oom;
 mod reaper;
 mod service;

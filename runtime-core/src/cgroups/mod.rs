@@ -18,6 +18,7 @@ mod fs;
 mod memory;
 pub mod oom;
 mod pids;
+mod stats;
 mod unified;
 mod update;
 
@@ -31,6 +32,11 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 use detect::{FsType, Mount};
+
+pub use stats::{
+    BlkioEntry, BlkioStats, CpuStats, HugetlbStats, MemoryEntry, MemoryStats, PidsStats, Stats,
+    Throttling, UNLIMITED,
+};
 
 /// Errors of the cgroup module; each names the file, path or field involved.
 #[derive(thiserror::Error, Debug)]

@@ -8,6 +8,7 @@ mod exec;
 mod kill;
 mod pause;
 pub(crate) mod start;
+mod stats;
 mod update;
 
 pub use create::{create, create_planned, CreateOptions};
@@ -16,6 +17,7 @@ pub use exec::{exec, ExecOptions};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use start::start;
+pub use stats::stats;
 pub use update::update;
 
 use crate::error::{Error, Result};

@@ -125,9 +125,9 @@ impl Task for Service {
     async fn stats(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::StatsRequest,
+        req: api::StatsRequest,
     ) -> ttrpc::Result<api::StatsResponse> {
-        unimplemented("stats")
+        reply("stats", self.do_stats(req))
     }
 
     async fn connect(
