@@ -7,19 +7,21 @@
 //! memory+swap, and an unlimited pids limit is omitted (runc's 0).
 
 use std::io::Write as _;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use runtime_core::cgroups::oom::OomWatch;
 use runtime_core::cgroups::{self, Layout, MemoryEntry, Stats, UNLIMITED};
 use runtime_core::container;
 use runtime_core::state::Root;
 use serde_json::{json, Map, Value};
 
-/// One event of the stream. runc also reports `oom` events (from the memory controller's
-/// OOM notification): such a source would be a variant here and a second thing
-/// [`Stream::next`] waits on besides the interval.
+/// One event of the stream: a stats sample, or an OOM kill in the container's memory
+/// cgroup (the engine's [`OomWatch`]: v1 eventfd, v2 `memory.events`).
 enum Event {
     Stats(Box<Stats>),
+    Oom,
 }
 
 impl Event {
@@ -27,6 +29,8 @@ impl Event {
     fn to_json(&self, id: &str) -> Value {
         match self {
             Event::Stats(s) => json!({"type": "stats", "id": id, "data": stats_json(s)}),
+            // runc's Event with no data (`omitempty`).
+            Event::Oom => json!({"type": "oom", "id": id}),
         }
     }
 }
@@ -37,15 +41,29 @@ struct Stream<'a> {
     id: &'a str,
     interval: Duration,
     next_sample: Instant,
+    oom: Option<OomWatch>,
+    /// A pidfd of the container's init: readable once it exits, so the
+    /// stream ends then rather than at the next sample.
+    init: Option<OwnedFd>,
+    /// Init has exited (its last OOM event already went out).
+    stopped: bool,
+}
+
+/// Why [`Stream::wait`] returned.
+enum Wake {
+    Due,
+    Oom,
+    Stopped,
 }
 
 impl Stream<'_> {
     /// Waits for the next event. None once the container has stopped (or is gone).
     fn next(&mut self) -> Option<Event> {
         loop {
-            let now = Instant::now();
-            if now < self.next_sample {
-                std::thread::sleep(self.next_sample - now);
+            match self.wait() {
+                Wake::Oom => return Some(Event::Oom),
+                Wake::Stopped => return None,
+                Wake::Due => {}
             }
             self.next_sample += self.interval;
             match container::stats(self.root, self.id) {
@@ -60,6 +78,53 @@ impl Stream<'_> {
     }
 }
 
+impl Stream<'_> {
+    /// Sleeps until the next sample is due, an OOM kill, or init's exit.
+    fn wait(&mut self) -> Wake {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        loop {
+            if self.stopped {
+                return Wake::Stopped;
+            }
+            if let Some(w) = self.oom.as_mut() {
+                if w.take() > 0 {
+                    return Wake::Oom;
+                }
+            }
+            let left = self.next_sample.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Wake::Due;
+            }
+            let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            let mut fds: Vec<PollFd> = self
+                .init
+                .iter()
+                .map(|f| f.as_fd())
+                .chain(self.oom.as_ref().map(|w| w.fd()))
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+                .collect();
+            match poll(&mut fds, ms) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => std::thread::sleep(left),
+            }
+            let init_gone = self.init.is_some()
+                && fds
+                    .first()
+                    .and_then(|f| f.revents())
+                    .is_some_and(|r| r.contains(PollFlags::POLLIN));
+            if init_gone {
+                // Its OOM kill, if that is how it ended, still goes out.
+                self.stopped = true;
+                if self.oom.as_mut().is_some_and(|w| w.take() > 0) {
+                    return Wake::Oom;
+                }
+                return Wake::Stopped;
+            }
+        }
+    }
+}
+
 /// `events [--interval D] [--stats] ID`; returns the exit status.
 pub fn events(root: &Root, interval: &str, once: bool, id: &str) -> Result<i32> {
     let interval = parse_duration(interval)?;
@@ -68,11 +133,22 @@ pub fn events(root: &Root, interval: &str, once: bool, id: &str) -> Result<i32> 
     if !emit(&first, id) || once {
         return Ok(0);
     }
+    let oom = container::oom_watch(root, id).unwrap_or_else(|e| {
+        log::warn!("no oom events for {id}: {e}");
+        None
+    });
+    let init = container::state(root, id)
+        .ok()
+        .and_then(|s| s["pid"].as_i64())
+        .and_then(|pid| pidfd_open(pid as i32));
     let mut stream = Stream {
         root,
         id,
         interval,
         next_sample: Instant::now() + interval,
+        oom,
+        init,
+        stopped: false,
     };
     while let Some(ev) = stream.next() {
         if !emit(&ev, id) {
@@ -80,6 +156,13 @@ pub fn events(root: &Root, interval: &str, once: bool, id: &str) -> Result<i32> 
         }
     }
     Ok(0)
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open with a pid and no flags returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a fresh descriptor the kernel just gave us, owned only here.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Writes one event line; false once stdout is gone (the reader left: stop streaming).

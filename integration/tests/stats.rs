@@ -236,3 +236,44 @@ fn events_errors_like_runc() {
     rt.run(&["delete", &id]).ok();
     assert_nothing_left(&rt, &b, &id);
 }
+
+/// An OOM kill inside the container (a child outgrowing the memory limit;
+/// init lives on) is streamed as runc's `{"type":"oom","id":ID}` well
+/// before the next stats sample is due.
+#[test]
+fn events_reports_oom_kills() {
+    let rt = Runtime::rsrun();
+    let mut b = Bundle::new();
+    b.config["linux"]["resources"]["memory"] = json!({ "limit": 32 << 20 });
+    b.sh("echo ready; sleep 1; dd if=/dev/zero of=/dev/null bs=256M count=1; exec sleep 1000")
+        .save();
+    let id = unique("oom");
+    create_logged(&rt, &b, &id);
+    let mut child = rt
+        .cmd(&["events", "--interval", "60s", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out: std::os::fd::OwnedFd = child.stdout.take().unwrap().into();
+    rt.run(&["start", &id]).ok();
+    let seen = read_fd_until(&out, "\"oom\"", Duration::from_secs(20));
+    let oom = seen
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "oom");
+    assert_eq!(
+        oom,
+        Some(json!({"type": "oom", "id": id})),
+        "stream so far: {seen:?}"
+    );
+    assert_eq!(
+        rt.status(&id),
+        "running",
+        "init survived its child's OOM kill"
+    );
+    rt.run(&["kill", &id, "KILL"]).ok();
+    let code = wait_child(&mut child, Duration::from_secs(10));
+    assert_eq!(code, 0, "events ends with the container");
+    rt.run(&["delete", &id]).ok();
+    assert_nothing_left(&rt, &b, &id);
+}

@@ -29,6 +29,9 @@ enum Kind {
         eventfd: OwnedFd,
         /// Must stay open for the registration to live.
         _oom_control: std::fs::File,
+        /// `cgroup.event_control`: gone once the cgroup is removed, which
+        /// also signals the eventfd (that is not an OOM).
+        control: PathBuf,
     },
     V2 {
         inotify: OwnedFd,
@@ -63,10 +66,12 @@ impl OomWatch {
     /// never blocks.
     pub fn take(&mut self) -> u64 {
         match &mut self.kind {
-            Kind::V1 { eventfd, .. } => {
+            Kind::V1 {
+                eventfd, control, ..
+            } => {
                 let mut buf = [0u8; 8];
                 match nix::unistd::read(&*eventfd, &mut buf) {
-                    Ok(8) => u64::from_ne_bytes(buf),
+                    Ok(8) if control.exists() => u64::from_ne_bytes(buf),
                     _ => 0,
                 }
             }
@@ -110,6 +115,7 @@ fn open_v1(dir: &Path) -> Result<Kind> {
     Ok(Kind::V1 {
         eventfd,
         _oom_control: oom_control,
+        control: reg,
     })
 }
 
