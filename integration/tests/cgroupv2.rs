@@ -103,6 +103,12 @@ fn cgroup_v2_limits_and_lifecycle_in_a_vm() {
         "ok   - list after delete = ",
         "ok   - delete: cgroup left = ",
         "ok   - leftover cgroups = ",
+        "ok   - run -d for kill --all = 0",
+        "ok   - processes before kill --all = 3",
+        "ok   - kill --all exit code = 0",
+        "ok   - kill --all used cgroup.kill = 1",
+        "ok   - populated after kill --all = populated 0",
+        "ok   - leftover cgroups (2) = ",
         "rsrun_v2: 0 failure(s)",
     ];
     assert_lines(&stdout, &expected);

@@ -85,5 +85,19 @@ check "list after delete" "" "$($R list -q)"
 check "delete: cgroup left" "" "$(ls -d $CG/rstest/v2life 2>/dev/null)"
 check "leftover cgroups" "" "$(find $CG -mindepth 1 -type d)"
 
+# ---- 3. kill --all through cgroup.kill: every process, background ones too
+make_config v2all '"sh", "-c", "sleep 1000 \& sleep 1000 \& exec sleep 1000"'
+$R run -d v2all >/tmp/v2all.log 2>&1 </dev/null
+check "run -d for kill --all" 0 "$?"
+for i in 1 2 3 4 5 6 7 8 9 10; do [ "$(wc -l < $CG/rstest/v2all/cgroup.procs)" -ge 3 ] && break; sleep 0.2; done
+check "processes before kill --all" 3 "$(wc -l < $CG/rstest/v2all/cgroup.procs)"
+rsrun --root /run/rstest --debug --log /tmp/v2all-debug.log kill --all v2all KILL
+check "kill --all exit code" 0 "$?"
+check "kill --all used cgroup.kill" 1 "$(grep -c 'cgroup.kill' /tmp/v2all-debug.log)"
+for i in 1 2 3 4 5 6 7 8 9 10; do [ "$(grep populated $CG/rstest/v2all/cgroup.events)" = "populated 0" ] && break; sleep 0.2; done
+check "populated after kill --all" "populated 0" "$(grep populated $CG/rstest/v2all/cgroup.events)"
+$R delete -f v2all
+check "leftover cgroups (2)" "" "$(find $CG -mindepth 1 -type d)"
+
 echo "rsrun_v2: $fails failure(s)"
 [ $fails -eq 0 ]

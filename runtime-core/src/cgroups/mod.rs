@@ -317,6 +317,18 @@ impl Cgroup {
             .collect()
     }
 
+    /// SIGKILLs every process in the cgroup through `cgroup.kill` (cgroup2
+    /// only, Linux 5.14); false when there is none (v1, hybrid, older
+    /// kernels) or the write failed.
+    pub fn kill_all(&self) -> bool {
+        if self.layout != Layout::V2 {
+            return false;
+        }
+        self.dirs
+            .first()
+            .is_some_and(|d| std::fs::write(d.dir.join("cgroup.kill"), "1").is_ok())
+    }
+
     /// On a cgroup2-only host, the container's directory opened for
     /// clone3(CLONE_INTO_CGROUP); `None` elsewhere (v1 hierarchies need
     /// the pid written) or when it cannot be opened.

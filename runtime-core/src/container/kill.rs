@@ -41,8 +41,15 @@ pub fn kill(root: &Root, id: &str, sig: Signal, all: bool) -> Result<()> {
         if pids.is_empty() && status == Status::Stopped {
             return Err(Error::InvalidState("container not running".into()));
         }
-        for p in pids {
-            let _ = send(Pid::from_raw(p), sig);
+        // cgroup.kill (v2, Linux 5.14) kills the whole cgroup at once,
+        // including what forks while we signal; else one pid at a time.
+        let via_cgroup = sig == Signal::SIGKILL && st.cgroup.kill_all();
+        if via_cgroup {
+            log::debug!("kill {id}: every process through cgroup.kill");
+        } else {
+            for p in pids {
+                let _ = send(Pid::from_raw(p), sig);
+            }
         }
     } else {
         send(Pid::from_raw(st.pid), sig)
