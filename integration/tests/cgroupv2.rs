@@ -43,6 +43,11 @@ fn bin_dir() -> TempDir {
 /// Boots the VM with rsrun and `script` (integration/vm/), asserts it
 /// passed, and returns what it printed.
 fn run_in_vm(script: &str) -> String {
+    run_in_vm_with(script, "overlay")
+}
+
+/// [`run_in_vm`] with the kernel `modules` the VM loads (RS_VM_MODULES).
+fn run_in_vm_with(script: &str, modules: &str) -> String {
     require_root();
     let vm = repo_root().join("integration/vm");
     let bins = bin_dir();
@@ -50,6 +55,7 @@ fn run_in_vm(script: &str) -> String {
         .arg(&bins.0)
         .arg(vm.join(script))
         .env("RS_VM_TIMEOUT", "180")
+        .env("RS_VM_MODULES", modules)
         .output()
         .expect("run integration/vm/run.sh (needs integration/vm/setup.sh)");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -237,4 +243,32 @@ fn cgroup_v2_events_stats_in_a_vm() {
             "missing {line:?}"
         );
     }
+}
+
+/// blockIO, hugepageLimits, swappiness/disableOOMKiller, network and checkBeforeUpdate on a
+/// pure v2 kernel (integration/vm/controllers_v2.sh): io.weight (runc's conversion of 300 is
+/// 2930) or io.bfq.weight, io.max for a brd ramdisk, hugetlb.2MB.max; the v1-only settings
+/// warned about but not refused; a memory limit below usage refused with checkBeforeUpdate;
+/// a bad weight refused before any state or cgroup exists.
+#[test]
+fn cgroup_v2_io_hugetlb_and_ignored_settings_in_a_vm() {
+    let stdout = run_in_vm_with("controllers_v2.sh", "overlay brd");
+    let expected = [
+        "ok   - run -d exit code = 0",
+        "ok   - swappiness warned about = 1",
+        "ok   - network warned about = 1",
+        "ok   - io.weight = default 2930",
+        "ok   - io.max = 1:0 rbps=1048576 wbps=max riops=max wiops=77",
+        "ok   - hugetlb.2MB.max = 4194304",
+        "ok   - checkBeforeUpdate refusal exit code = 1",
+        "ok   - checkBeforeUpdate names the field = 1",
+        "ok   - memory.max unchanged = max",
+        "ok   - memory.max updated = 536870912",
+        "ok   - bad weight exit code = 1",
+        "ok   - bad weight names the field = 1",
+        "ok   - bad weight: no state = ",
+        "ok   - leftover cgroups = ",
+        "controllers_v2: 0 failure(s)",
+    ];
+    assert_lines(&stdout, &expected);
 }

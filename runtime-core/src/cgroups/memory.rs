@@ -26,8 +26,13 @@ pub(crate) fn apply_v1(mem: &LinuxMemory, dir: &Path) -> Result<()> {
 
 /// v2 limits are independent files; no ordering needed.
 pub(crate) fn apply_v2(mem: &LinuxMemory, dir: &Path) -> Result<()> {
+    if mem.check_before_update() == Some(true) {
+        check_usage(mem, fs::read(dir, "memory.current").ok())?;
+    }
     let swap_accounting = dir.join("memory.swap.max").exists();
-    fs::write_all(dir, &plan_v2(mem, swap_accounting)?)
+    let plan = plan_v2(mem, swap_accounting)?;
+    warn_v1_only(mem);
+    fs::write_all(dir, &plan)
 }
 
 /// `current_memsw`: memsw.limit_in_bytes now, or None when the kernel has no swap accounting.
@@ -80,13 +85,31 @@ fn extras_v1(mem: &LinuxMemory) -> Result<Vec<Setting>> {
     if mem.disable_oom_killer() == Some(true) {
         out.push(("memory.oom_control", "1".into()));
     }
-    if let Some(t) = mem.kernel_tcp() {
-        out.push(("memory.kmem.tcp.limit_in_bytes", t.to_string()));
-    }
-    if mem.kernel().is_some() {
-        log::warn!("linux.resources.memory.kernel is deprecated by the kernel and was ignored");
+    // runc (1.1+) ignores both: kmem limits are deprecated by the kernel (gone in 6.x).
+    for (name, set) in [("kernel", mem.kernel()), ("kernelTCP", mem.kernel_tcp())] {
+        if set.is_some() {
+            log::warn!("linux.resources.memory.{name} is deprecated by the kernel and was ignored");
+        }
     }
     Ok(out)
+}
+
+/// `checkBeforeUpdate` (runc's semantics, v2 only): a positive memory or memory+swap limit
+/// must stay above the current usage, else the update is refused instead of OOM-killing. An
+/// unreadable memory.current (no cgroup yet) lets the update through.
+pub(crate) fn check_usage(mem: &LinuxMemory, current: Option<String>) -> Result<()> {
+    let Some(usage) = current.and_then(|c| c.trim().parse::<i64>().ok()) else {
+        return Ok(());
+    };
+    for (name, v) in [("swap", mem.swap()), ("limit", mem.limit())] {
+        if let Some(v) = v.filter(|v| *v > 0 && *v <= usage) {
+            return Err(Error::InvalidValue {
+                field: format!("linux.resources.memory.{name}"),
+                reason: format!("{v} is not above the current usage {usage} (checkBeforeUpdate)"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `swap_accounting`: whether memory.swap.max exists.
@@ -108,6 +131,11 @@ pub(crate) fn plan_v2(mem: &LinuxMemory, swap_accounting: bool) -> Result<Vec<Se
             false => log::warn!("memory swap limit ignored: no memory.swap.max on this host"),
         }
     }
+    Ok(out)
+}
+
+/// runc ignores these on v2; say so (once, when applying, not when only checking).
+fn warn_v1_only(mem: &LinuxMemory) {
     let v1_only = [
         ("swappiness", mem.swappiness().is_some()),
         ("disableOOMKiller", mem.disable_oom_killer() == Some(true)),
@@ -119,7 +147,6 @@ pub(crate) fn plan_v2(mem: &LinuxMemory, swap_accounting: bool) -> Result<Vec<Se
             log::warn!("linux.resources.memory.{name} has no cgroup v2 equivalent; ignored");
         }
     }
-    Ok(out)
 }
 
 /// OCI memory+swap → v2 swap-only limit.
@@ -328,6 +355,44 @@ mod tests {
         assert_eq!(swap_v2(Some(100), -1).unwrap(), "max");
         assert!(swap_v2(None, 300).is_err());
         assert!(swap_v2(Some(-1), 300).is_err());
+    }
+
+    #[test]
+    fn check_before_update_refuses_limit_below_usage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        files(d, &[("memory.max", "max"), ("memory.current", "5000")]);
+        let mut m = mem(Some(4096), None);
+        apply_v2(&m, d).unwrap();
+        assert_eq!(fs::read(d, "memory.max").unwrap(), "4096");
+        m.set_check_before_update(Some(true));
+        m.set_limit(Some(5000));
+        let err = apply_v2(&m, d).unwrap_err().to_string();
+        assert!(
+            err.contains("memory.limit") && err.contains("5000"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read(d, "memory.max").unwrap(),
+            "4096",
+            "nothing written"
+        );
+        m.set_limit(Some(5001));
+        apply_v2(&m, d).unwrap();
+        m.set_swap(Some(5000));
+        assert!(check_usage(&m, Some("5000".into())).is_err());
+        assert!(check_usage(&m, None).is_ok());
+        m.set_swap(Some(-1));
+        m.set_limit(Some(-1));
+        assert!(check_usage(&m, Some("5000".into())).is_ok());
+    }
+
+    #[test]
+    fn v1_kernel_limits_are_ignored() {
+        let mut m = mem(None, None);
+        m.set_kernel(Some(1 << 20));
+        m.set_kernel_tcp(Some(1 << 20));
+        assert!(plan_v1(&m, None).unwrap().is_empty());
     }
 
     #[test]

@@ -9,15 +9,20 @@
 //! Each controller lives in its own file as functions of (its part of the resources, a
 //! directory), so unit tests run against a temp directory of fake control files.
 
+mod blkio;
 mod cpu;
 mod cpuset;
 mod detect;
 mod devices;
+mod extra;
 mod freezer;
 mod fs;
+mod hugetlb;
 mod memory;
+mod net;
 pub mod oom;
 mod pids;
+mod rdma;
 mod stats;
 mod unified;
 mod update;
@@ -245,8 +250,7 @@ impl Cgroup {
                 false => unified::reject_v1(map)?,
             }
         }
-        warn_ignored(resources);
-        Ok(())
+        self.apply_extra(resources)
     }
 
     /// Puts process `pid` into the container's directory of every hierarchy.
@@ -364,24 +368,6 @@ impl Cgroup {
         self.dir_for(controller).ok_or_else(|| Error::Unsupported {
             what: format!("{purpose}: the {controller} cgroup controller is not mounted"),
         })
-    }
-}
-
-/// Resources this runtime does not apply yet: say so instead of silently dropping them.
-fn warn_ignored(r: &LinuxResources) {
-    let ignored = [
-        ("blockIO", r.block_io().is_some()),
-        (
-            "hugepageLimits",
-            r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-        ("network", r.network().is_some()),
-        ("rdma", r.rdma().as_ref().is_some_and(|m| !m.is_empty())),
-    ];
-    for (name, set) in ignored {
-        if set {
-            log::warn!("linux.resources.{name} is not supported yet and was ignored");
-        }
     }
 }
 

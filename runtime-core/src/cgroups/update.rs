@@ -27,7 +27,7 @@ impl Cgroup {
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
         let mut r = resources.clone();
         r.set_devices(None);
-        check(&r, self.layout == Layout::V2)?;
+        self.check(&r)?;
         let saved = self.snapshot(&r)?;
         match self.apply(&r) {
             Ok(()) => Ok(()),
@@ -89,7 +89,7 @@ fn names(plan: &[fs::Setting]) -> Vec<String> {
 }
 
 /// Checks every value without writing anything.
-fn check(r: &LinuxResources, v2: bool) -> Result<()> {
+pub(super) fn check(r: &LinuxResources, v2: bool) -> Result<()> {
     if let Some(mem) = r.memory() {
         match v2 {
             true => memory::plan_v2(mem, true).map(drop)?,

@@ -94,6 +94,11 @@ pub fn create_planned(root: &Root, plan: Plan, opts: CreateOptions) -> Result<St
     }
     log::debug!("create {}: plan ready", plan.id);
     let mut cgroup = Cgroup::for_path(&plan.cgroups_path)?;
+    // Before the state dir and the cgroup exist: a bad value leaves nothing behind.
+    let linux = plan.spec.linux().as_ref();
+    if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+        cgroup.check(r)?;
+    }
     state::ensure_root(root)?;
     let dir = root.container_dir(&plan.id);
     // 0711: the container's user reaches the exec FIFO through its fd only.

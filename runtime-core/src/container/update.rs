@@ -112,6 +112,8 @@ fn merge_memory(mut out: LinuxMemory, new: &LinuxMemory) -> LinuxMemory {
     if let Some(k) = new.kernel_tcp() {
         out.set_kernel_tcp(Some(k));
     }
+    // Only meaningful for this update (v2 checks usage before lowering the limit).
+    out.set_check_before_update(new.check_before_update());
     out
 }
 
