@@ -5,7 +5,9 @@
 //! On a hybrid host a controller may be bound to the cgroup2 mount instead of a v1 hierarchy
 //! (e.g. hugetlb when no v1 hierarchy claims it): its files are then the v2 ones, in the
 //! container's unified directory, and the levels above must enable it in
-//! `cgroup.subtree_control` first, as on a pure v2 host.
+//! `cgroup.subtree_control` first. The root of that hierarchy is the host's: it is never
+//! written here (a hybrid host's unified root belongs to whoever set the host up); when it
+//! does not enable the controller, the request is refused, naming the file to change.
 
 use std::path::{Path, PathBuf};
 
@@ -109,6 +111,17 @@ impl Cgroup {
             .filter(|h| offers(&h.mount.mount_point, v2_name));
         match unified {
             Some(h) => {
+                let root_enables = fs::read(&h.mount.mount_point, "cgroup.subtree_control")
+                    .is_ok_and(|c| c.split_whitespace().any(|x| x == v2_name));
+                if !root_enables {
+                    return Err(Error::Unsupported {
+                        what: format!(
+                            "linux.resources: the {controller} controller is bound to cgroup2 on \
+                             this hybrid host but {} does not enable it (+{v2_name})",
+                            h.mount.mount_point.join("cgroup.subtree_control").display()
+                        ),
+                    });
+                }
                 enable_one(&h.mount.mount_point, &h.dir, v2_name)?;
                 Ok(Some(Target::V2(h.dir.clone())))
             }
@@ -167,18 +180,28 @@ mod tests {
         let uni = cg.dir_for("").unwrap();
         let root = tmp.path().join("sys/fs/cgroup/unified");
         std::fs::write(root.join("cgroup.controllers"), "hugetlb").unwrap();
-        for d in [&root, &root.join("rs")] {
-            std::fs::write(d.join("cgroup.subtree_control"), "").unwrap();
-        }
+        std::fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        std::fs::write(root.join("rs/cgroup.subtree_control"), "").unwrap();
         std::fs::write(uni.join("hugetlb.2MB.max"), "max").unwrap();
         let r = resources(serde_json::json!({"blockIO": {"weight": 300},
             "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}));
+        // The host's unified root does not enable hugetlb: refused, root untouched.
+        let err = cg.apply(&r).unwrap_err();
+        assert!(err.to_string().contains("does not enable it"), "{err}");
+        assert_eq!(fs::read(&root, "cgroup.subtree_control").unwrap(), "");
+        // It does: our levels below get it.
+        std::fs::write(root.join("cgroup.subtree_control"), "hugetlb").unwrap();
         cg.apply(&r).unwrap();
         assert_eq!(fs::read(&blk, "blkio.bfq.weight").unwrap(), "300");
         assert_eq!(fs::read(&uni, "hugetlb.2MB.max").unwrap(), "2097152");
-        for d in [&root, &root.join("rs")] {
-            assert_eq!(fs::read(d, "cgroup.subtree_control").unwrap(), "+hugetlb");
-        }
+        assert_eq!(
+            fs::read(&root, "cgroup.subtree_control").unwrap(),
+            "hugetlb"
+        );
+        assert_eq!(
+            fs::read(&root.join("rs"), "cgroup.subtree_control").unwrap(),
+            "+hugetlb"
+        );
         // rdma is in neither hierarchy: refused, naming it.
         let r = resources(serde_json::json!({"rdma": {"mlx5_0": {"hcaHandles": 1}}}));
         let err = cg.apply(&r).unwrap_err();
