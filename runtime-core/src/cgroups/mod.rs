@@ -13,6 +13,8 @@ mod cpu;
 mod cpuset;
 mod detect;
 mod devices;
+mod devices_bpf;
+mod ebpf;
 mod freezer;
 mod fs;
 mod memory;
@@ -52,6 +54,12 @@ pub enum Error {
     Write {
         path: PathBuf,
         value: String,
+        source: std::io::Error,
+    },
+    /// A bpf(2) step (load, attach, ...) of the cgroup v2 device filter failed.
+    #[error("{what}: {source}")]
+    Bpf {
+        what: String,
         source: std::io::Error,
     },
     /// A resource value in the spec is out of range or inconsistent.
@@ -233,7 +241,7 @@ impl Cgroup {
         }
         if let Some(rules) = resources.devices() {
             match v2 {
-                true => devices::warn_v2(rules),
+                true => devices_bpf::apply(rules, &self.dirs[0].dir)?,
                 false => {
                     devices::apply_v1(rules, &self.controller_dir("devices", "device rules")?)?
                 }
