@@ -272,3 +272,41 @@ fn cgroup_v2_io_hugetlb_and_ignored_settings_in_a_vm() {
     ];
     assert_lines(&stdout, &expected);
 }
+
+/// linux.resources.devices on cgroup v2 (an eBPF device filter):
+/// integration/vm/devices_v2.sh gives containers CAP_MKNOD, makes nodes in
+/// their /dev and opens them. Default rules: /dev/null and /dev/zero work,
+/// mknod works ("c *:* m", "b *:* m"), opening b 8:0 or c 1:11 is EPERM.
+/// Extra rules: a later deny of "w" overrides an earlier "rw" allow; a
+/// minor wildcard opens b 8:* for reading only (ENXIO: the VM has no disk);
+/// and an exec'd process is filtered like init.
+#[test]
+fn cgroup_v2_device_rules_in_a_vm() {
+    let stdout = run_in_vm("devices_v2.sh");
+    let eperm = "Operation not permitted";
+    let expected = [
+        "ok   - defaults: run exit code = 0".to_string(),
+        "ok   - defaults: /dev/zero read = 4".into(),
+        "ok   - defaults: /dev/null write = ok".into(),
+        "ok   - defaults: /dev/null read = ok".into(),
+        "ok   - defaults: mknod b 8:0 = ok".into(),
+        format!("ok   - defaults: read b 8:0 = {eperm}"),
+        "ok   - defaults: mknod c 1:11 = ok".into(),
+        format!("ok   - defaults: read c 1:11 = {eperm}"),
+        "ok   - rules: run exit code = 0".into(),
+        "ok   - rules: read c 1:11 (allowed) = ok".into(),
+        format!("ok   - rules: write c 1:11 (later deny) = {eperm}"),
+        "ok   - rules: read b 8:0 (b 8:* r) = No such device or address".into(),
+        "ok   - rules: read b 8:17 (b 8:* r) = No such device or address".into(),
+        format!("ok   - rules: write b 8:0 (r only) = {eperm}"),
+        "ok   - rules: /dev/null still works = ok".into(),
+        "ok   - exec: run -d exit code = 0".into(),
+        "ok   - exec: /dev/zero = 4".into(),
+        format!("ok   - exec: read b 8:0 = {eperm}"),
+        "ok   - exec: delete -f exit code = 0".into(),
+        "ok   - leftover cgroups = ".into(),
+        "devices_v2: 0 failure(s)".into(),
+    ];
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    assert_lines(&stdout, &expected);
+}

@@ -16,6 +16,7 @@ pub fn document() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": capabilities::NAMES.as_slice(),
+            // v2 includes device rules: enforced by an eBPF program (cgroups/devices_bpf.rs).
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {
                 "enabled": true,
@@ -36,6 +37,21 @@ pub fn document() -> Value {
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",
             "io.github.rs.version": env!("CARGO_PKG_VERSION"),
+            // The spec has no field for it; how linux.resources.devices is enforced per version.
+            "io.github.rs.cgroup.devices": "v1: devices.allow/deny; v2: eBPF BPF_CGROUP_DEVICE",
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn says_how_devices_are_enforced() {
+        let d = super::document();
+        assert_eq!(d["linux"]["cgroup"]["v2"], true);
+        let how = d["annotations"]["io.github.rs.cgroup.devices"]
+            .as_str()
+            .unwrap();
+        assert!(how.contains("v2: eBPF"), "{how}");
+    }
 }

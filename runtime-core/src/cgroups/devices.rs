@@ -3,7 +3,7 @@
 //! Everything is denied first, then the spec's rules apply in order, then the default set every
 //! container needs (runc's: mknod of any node, null, zero, full, random, urandom, tty,
 //! console, ptmx, pts) is allowed, so a spec cannot lock a container out of /dev/null.
-//! cgroup v2 has no device files; it needs an eBPF program, not written yet.
+//! cgroup v2 has no device files: the same rules become an eBPF program (`devices_bpf.rs`).
 
 use std::path::Path;
 
@@ -13,7 +13,7 @@ use super::fs::{self, Setting};
 use super::{Error, Result};
 
 /// "type major:minor access" lines always allowed.
-const DEFAULT_ALLOW: &[&str] = &[
+pub(super) const DEFAULT_ALLOW: &[&str] = &[
     "c *:* m",
     "b *:* m",
     "c 1:3 rwm",
@@ -77,24 +77,6 @@ fn rule_line(index: usize, rule: &LinuxDeviceCgroup) -> Result<String> {
         num(rule.major())?,
         num(rule.minor())?
     ))
-}
-
-/// v2: "deny all" is what every engine sends and is our eBPF-less default anyway (nothing is
-/// enforced either way); anything else deserves a warning that it is not enforced.
-pub(crate) fn warn_v2(rules: &[LinuxDeviceCgroup]) {
-    let trivial = |r: &LinuxDeviceCgroup| {
-        !r.allow()
-            && matches!(r.typ(), None | Some(LinuxDeviceType::A))
-            && r.major().is_none()
-            && r.minor().is_none()
-    };
-    if !rules.iter().all(trivial) {
-        log::warn!(
-            "cgroup v2 device rules need an eBPF program, not implemented yet: {} rule(s) not \
-             enforced",
-            rules.len()
-        );
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ mod cpu;
 mod cpuset;
 mod detect;
 mod devices;
+mod devices_bpf;
+mod ebpf;
 mod extra;
 mod freezer;
 mod fs;
@@ -57,6 +59,12 @@ pub enum Error {
     Write {
         path: PathBuf,
         value: String,
+        source: std::io::Error,
+    },
+    /// A bpf(2) step (load, attach, ...) of the cgroup v2 device filter failed.
+    #[error("{what}: {source}")]
+    Bpf {
+        what: String,
         source: std::io::Error,
     },
     /// A resource value in the spec is out of range or inconsistent.
@@ -238,7 +246,7 @@ impl Cgroup {
         }
         if let Some(rules) = resources.devices() {
             match v2 {
-                true => devices::warn_v2(rules),
+                true => devices_bpf::apply(rules, &self.dirs[0].dir)?,
                 false => {
                     devices::apply_v1(rules, &self.controller_dir("devices", "device rules")?)?
                 }
