@@ -54,6 +54,8 @@ fn run_in_vm_with(script: &str, modules: &str) -> String {
     let out = Command::new(vm.join("run.sh"))
         .arg(&bins.0)
         .arg(vm.join(script))
+        // The scripts' shared helpers, sourced as /files/checks.sh.
+        .arg(vm.join("checks.sh"))
         .env("RS_VM_TIMEOUT", "180")
         .env("RS_VM_MODULES", modules)
         .output()
@@ -195,23 +197,7 @@ fn cgroup_v2_update_in_a_vm() {
 /// figures), the stream ending with the container, and the stopped error.
 #[test]
 fn cgroup_v2_events_stats_in_a_vm() {
-    require_root();
-    let vm = repo_root().join("integration/vm");
-    let bins = bin_dir();
-    let out = Command::new(vm.join("run.sh"))
-        .arg(&bins.0)
-        .arg(vm.join("stats_v2.sh"))
-        .env("RS_VM_TIMEOUT", "180")
-        .output()
-        .expect("run integration/vm/run.sh (needs integration/vm/setup.sh)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n{stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "VM test failed (2: setup missing, 3: VM crashed or timed out); see the log above"
-    );
+    let stdout = run_in_vm("stats_v2.sh");
     let expected = [
         "ok   - events --stats exit code = 0",
         "ok   - type and id = 1",
@@ -237,12 +223,7 @@ fn cgroup_v2_events_stats_in_a_vm() {
         "ok   - leftover cgroups = ",
         "stats_v2: 0 failure(s)",
     ];
-    for line in expected {
-        assert!(
-            stdout.lines().any(|l| l.starts_with(line)),
-            "missing {line:?}"
-        );
-    }
+    assert_lines(&stdout, &expected);
 }
 
 /// blockIO, hugepageLimits, swappiness/disableOOMKiller, network and checkBeforeUpdate on a

@@ -6,17 +6,9 @@
 #   RS_VM_MODULES="overlay brd" integration/vm/run.sh DIR_WITH_RSRUN integration/vm/controllers_v2.sh
 # (integration/tests/cgroupv2.rs does this.) Prints one "ok   - NAME = VALUE",
 # "skip - ..." or "FAIL - ..." line per check; exits non-zero on any FAIL.
-set -u
-fails=0
-ok()   { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; fails=$((fails+1)); }
-check() { # check NAME EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then ok "$1 = $3"; else fail "$1: expected '$2', got '$3'"; fi
-}
+. /files/checks.sh
 
-R="rsrun --root /run/rstest"
 D=/sys/fs/cgroup/rstest/v2ctl
-command -v rsrun >/dev/null || { echo "FAIL - rsrun not in PATH (put it in BIN_DIR)"; exit 1; }
 echo "controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 
 # ---- a block device for io.max: the first disk in /sys/block (brd's ram0)
@@ -35,11 +27,7 @@ RES="$RES }"
 
 # ---- bundle: busybox rootfs + `rsrun spec` edited with sed; sleep 600
 B=/tmp/v2ctl
-mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/sys $B/rootfs/dev $B/rootfs/tmp
-cp /bin/busybox $B/rootfs/bin/busybox
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox $B/rootfs/bin/$a; done
-cd $B || exit 1
-rsrun spec || { echo "FAIL - rsrun spec"; exit 1; }
+make_bundle $B
 cp config.json config.orig
 sed -i -e 's/"terminal": true/"terminal": false/' \
     -e '/"args": \[/,/\]/ s|"sh"|"sleep", "600"|' \

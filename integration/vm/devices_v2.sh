@@ -10,26 +10,13 @@
 #   integration/vm/run.sh DIR_WITH_RSRUN integration/vm/devices_v2.sh
 # (integration/tests/cgroupv2.rs does this.) Prints one "ok   - NAME = VALUE"
 # or "FAIL - ..." line per check; exits non-zero on any FAIL.
-set -u
-fails=0
-ok()   { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; fails=$((fails+1)); }
-check() { # check NAME EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then ok "$1 = $3"; else fail "$1: expected '$2', got '$3'"; fi
-}
+. /files/checks.sh
 
-CG=/sys/fs/cgroup
-R="rsrun --root /run/rstest"
 EPERM="Operation not permitted"
-command -v rsrun >/dev/null || { echo "FAIL - rsrun not in PATH (put it in BIN_DIR)"; exit 1; }
 
 # ---- bundle: busybox rootfs + `rsrun spec` with CAP_MKNOD and test scripts
 B=/tmp/devbundle
-mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/sys $B/rootfs/dev $B/rootfs/tmp
-cp /bin/busybox $B/rootfs/bin/busybox
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox $B/rootfs/bin/$a; done
-cd $B || exit 1
-rsrun spec || { echo "FAIL - rsrun spec"; exit 1; }
+make_bundle $B
 cp config.json spec.json
 
 # e CMD...: "ok" when CMD succeeds, else the end of its error message.

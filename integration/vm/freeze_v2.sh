@@ -7,25 +7,11 @@
 #   integration/vm/run.sh DIR_WITH_RSRUN integration/vm/freeze_v2.sh
 # (integration/tests/cgroupv2.rs does this in `make test`.) Prints one
 # "ok   - NAME = VALUE" or "FAIL - ..." line per check; exits non-zero on any FAIL.
-set -u
-fails=0
-ok()   { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; fails=$((fails+1)); }
-check() { # check NAME EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then ok "$1 = $3"; else fail "$1: expected '$2', got '$3'"; fi
-}
-
-CG=/sys/fs/cgroup
-R="rsrun --root /run/rstest"
-command -v rsrun >/dev/null || { echo "FAIL - rsrun not in PATH (put it in BIN_DIR)"; exit 1; }
+. /files/checks.sh
 
 # ---- bundle: busybox rootfs + `rsrun spec` with a writable root and the counter loop
 B=/tmp/fzbundle
-mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/sys $B/rootfs/dev $B/rootfs/tmp
-cp /bin/busybox $B/rootfs/bin/busybox
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox $B/rootfs/bin/$a; done
-cd $B || exit 1
-rsrun spec || { echo "FAIL - rsrun spec"; exit 1; }
+make_bundle $B
 cp config.json spec.json
 COUNTER="\"sh\", \"-c\", \"i=0; while true; do i=\$((i+1)); echo \$i > /tmp/c; done\""
 

@@ -4,17 +4,7 @@
 #   integration/vm/run.sh DIR_WITH_RSRUN integration/vm/rsrun_v2.sh
 # (integration/tests/cgroupv2.rs does this in `make test`.) Prints one
 # "ok   - NAME = VALUE" or "FAIL - ..." line per check; exits non-zero on any FAIL.
-set -u
-fails=0
-ok()   { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; fails=$((fails+1)); }
-check() { # check NAME EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then ok "$1 = $3"; else fail "$1: expected '$2', got '$3'"; fi
-}
-
-CG=/sys/fs/cgroup
-R="rsrun --root /run/rstest"
-command -v rsrun >/dev/null || { echo "FAIL - rsrun not in PATH (put it in BIN_DIR)"; exit 1; }
+. /files/checks.sh
 
 # The limits (OCI values) and what cgroup v2 must show for them.
 MEM=67108864 RESERVE=33554432 SWAP=134217728 SHARES=1024 QUOTA=50000 PERIOD=100000 PIDS=20
@@ -24,11 +14,7 @@ CPU=$(($(nproc) - 1))                               # the last CPU
 
 # ---- bundle: busybox rootfs + `rsrun spec` edited with sed
 B=/tmp/v2bundle
-mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/sys $B/rootfs/dev $B/rootfs/tmp
-cp /bin/busybox $B/rootfs/bin/busybox
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox $B/rootfs/bin/$a; done
-cd $B || exit 1
-rsrun spec || { echo "FAIL - rsrun spec"; exit 1; }
+make_bundle $B
 cp config.json spec.json
 
 # make_config ID ARGS: cgroupsPath /rstest/ID, a cgroup namespace, the limits above.

@@ -6,30 +6,17 @@
 #   integration/vm/run.sh DIR_WITH_RSRUN integration/vm/stats_v2.sh
 # (integration/tests/cgroupv2.rs does this in `make test`.) Prints one
 # "ok   - NAME = VALUE" or "FAIL - ..." line per check; exits non-zero on any FAIL.
-set -u
-fails=0
-ok()   { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; fails=$((fails+1)); }
-check() { # check NAME EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then ok "$1 = $3"; else fail "$1: expected '$2', got '$3'"; fi
-}
+. /files/checks.sh
 check_le() { # check_le NAME LOW VALUE HIGH: LOW <= VALUE <= HIGH, all numbers
     if [ -n "$3" ] && [ "$2" -le "$3" ] && [ "$3" -le "$4" ]; then ok "$1 in range"
     else fail "$1: expected $2 <= '$3' <= $4"; fi
 }
 
-CG=/sys/fs/cgroup
-R="rsrun --root /run/rstest"
-command -v rsrun >/dev/null || { echo "FAIL - rsrun not in PATH (put it in BIN_DIR)"; exit 1; }
 MEM=67108864 SWAP=134217728 QUOTA=50000 PERIOD=100000 PIDS=20 SHM_MIB=16
 
 # ---- bundle: busybox rootfs + `rsrun spec` edited with sed
 B=/tmp/statsbundle
-mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/sys $B/rootfs/dev $B/rootfs/tmp
-cp /bin/busybox $B/rootfs/bin/busybox
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox $B/rootfs/bin/$a; done
-cd $B || exit 1
-rsrun spec || { echo "FAIL - rsrun spec"; exit 1; }
+make_bundle $B
 cp config.json spec.json
 
 # A busy loop (CPU time, throttled by the quota), 16 MiB in /dev/shm (memory), then sleep.
