@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{json, Value};
 
 mod containerd;
+pub mod counter;
 mod shim;
 pub use containerd::{config as containerd_config, Containerd, Setup as ContainerdSetup};
 pub use shim::{fd_count, shim_bin, threads, Ctrd, TaskRow, ENGINE_ROOT, SOCKET_DIR};

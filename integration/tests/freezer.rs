@@ -9,17 +9,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use integration::counter::{self, assert_advances, raw_counter, read_counter};
 use integration::*;
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(10);
-const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/c; done";
 
 /// A bundle running the counter loop with a tmpfs on /tmp (the root is
 /// read-only in the default spec).
 fn counter_bundle() -> Bundle {
     let mut b = Bundle::new();
-    b.sh(COUNTER);
+    b.sh(counter::SCRIPT);
     b.config["mounts"].as_array_mut().unwrap().push(
         json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                      "options": ["nosuid", "nodev", "mode=1777"]}),
@@ -35,44 +35,6 @@ fn run_detached(rt: &Runtime, b: &Bundle) -> (String, i32) {
         .ok();
     let pid = rt.state(&id)["pid"].as_i64().unwrap() as i32;
     (id, pid)
-}
-
-/// The counter, read from the host (None while the file is being rewritten).
-fn counter(pid: i32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/c"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// The counter file as it is: a freeze can land between the truncation
-/// and the write of `echo`, leaving it empty while paused.
-fn raw_counter(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/c")).expect("counter file")
-}
-
-/// The counter once it reads back cleanly.
-fn read_counter(pid: i32) -> u64 {
-    let mut v = None;
-    assert!(
-        wait_until(T, || {
-            v = counter(pid);
-            v.is_some()
-        }),
-        "counter of {pid} unreadable"
-    );
-    v.unwrap()
-}
-
-/// Waits until the counter passes `above`; panics after 10 s.
-fn assert_advances(pid: i32, above: u64) {
-    let mut last = None;
-    let moved = wait_until(T, || {
-        last = counter(pid);
-        last.is_some_and(|v| v > above)
-    });
-    assert!(moved, "counter stuck at {last:?} (was {above})");
 }
 
 /// The freezer.state of the bundle's cgroup on this host.

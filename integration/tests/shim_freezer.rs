@@ -7,45 +7,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use integration::counter::{self, assert_advances, raw_counter, read_counter};
 use integration::*;
 
 const T: Duration = Duration::from_secs(10);
-const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/c; done";
-
-fn counter(pid: i32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/c"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// The counter file as it is: a freeze can land between the truncation
-/// and the write of `echo`, leaving it empty while paused.
-fn raw_counter(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/root/tmp/c")).expect("counter file")
-}
-
-fn read_counter(pid: i32) -> u64 {
-    let mut v = None;
-    assert!(
-        wait_until(T, || {
-            v = counter(pid);
-            v.is_some()
-        }),
-        "counter of {pid} unreadable"
-    );
-    v.unwrap()
-}
-
-fn assert_advances(pid: i32, above: u64) {
-    let mut last = None;
-    let moved = wait_until(T, || {
-        last = counter(pid);
-        last.is_some_and(|v| v > above)
-    });
-    assert!(moved, "counter stuck at {last:?} (was {above})");
-}
 
 #[test]
 fn ctr_pause_and_resume_a_task() {
@@ -59,7 +24,7 @@ fn ctr_pause_and_resume_a_task() {
         .spawn()
         .unwrap();
     let id = "counter";
-    let r = ctrd.run(&["-d"], &b.rootfs(), id, &["sh", "-c", COUNTER]);
+    let r = ctrd.run(&["-d"], &b.rootfs(), id, &["sh", "-c", counter::SCRIPT]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
     let pid = ctrd.task(id).expect("task listed").pid;
     let first = read_counter(pid);
@@ -118,7 +83,7 @@ fn paused_task_can_be_killed_and_removed() {
     let ctrd = Ctrd::start("rstest-shimf");
     let b = Bundle::new();
     for (id, force) in [("killed", false), ("forced", true)] {
-        let r = ctrd.run(&["-d"], &b.rootfs(), id, &["sh", "-c", COUNTER]);
+        let r = ctrd.run(&["-d"], &b.rootfs(), id, &["sh", "-c", counter::SCRIPT]);
         assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
         let pid = ctrd.task(id).unwrap().pid;
         read_counter(pid);
