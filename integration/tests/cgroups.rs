@@ -192,19 +192,6 @@ fn relative_cgroups_path_is_joined_to_rsruns_own_cgroup() {
     assert!(!cgroup_exists(&rel), "relative cgroup left after delete");
 }
 
-/// Runs a container with `resources` and asserts a refusal naming `want`,
-/// with nothing left behind.
-fn assert_refused(resources: serde_json::Value, want: &[&str]) {
-    let (rt, mut b) = (Runtime::rsrun(), Bundle::new());
-    b.config["linux"]["resources"] = resources;
-    let (id, r) = try_run_in(&rt, &mut b, "true");
-    let err = r.err();
-    for w in want {
-        assert!(err.contains(w), "error must name {w:?}: {err}");
-    }
-    assert_nothing_left(&rt, &b, &id);
-}
-
 #[test]
 fn invalid_cpu_values_are_refused_clearly() {
     // The kernel takes any negative quota as "unlimited" (runc accepts -5

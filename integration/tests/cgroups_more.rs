@@ -193,19 +193,6 @@ fn hugetlb_limit() {
     assert_eq!(out.trim(), "4194304", "{file}");
 }
 
-/// Runs a container with `resources` and asserts a refusal naming each of `want`, with
-/// nothing left behind (state dir, cgroup, processes, mounts).
-fn assert_refused(resources: serde_json::Value, want: &[&str]) {
-    let (rt, mut b) = (Runtime::rsrun(), Bundle::new());
-    b.config["linux"]["resources"] = resources;
-    let (id, r) = try_run_in(&rt, &mut b, "true");
-    let err = r.err();
-    for w in want {
-        assert!(err.contains(w), "error must name {w:?}: {err}");
-    }
-    assert_nothing_left(&rt, &b, &id);
-}
-
 #[test]
 fn bad_values_are_refused_before_anything_is_created() {
     assert_refused(
