@@ -17,7 +17,7 @@ build:
 # rsrun's release binary is static (glibc and libseccomp linked in): no
 # dynamic loader work at every container start, nothing to swap under a
 # running rsrun. The shim is long-lived and one per container, so it is
-# built for memory (profile `shim`, opt-level s): non-PIE, so its
+# built for memory (profile `shim`, opt-level z): non-PIE, so its
 # read-only data needs no relocation (no private copy per shim), glibc
 # dynamic (its pages are shared with every other process), libseccomp
 # static (nothing else maps it). See bench/README.md for the PSS figures.
