@@ -219,6 +219,16 @@ fn bad_values_are_refused_before_anything_is_created() {
         json!({"rdma": {"mlx5_0": {}}}),
         &["linux.resources.rdma[\"mlx5_0\"]"],
     );
+    // The examples: a negative weight, an unknown device type, cpus "x".
+    assert_refused(
+        json!({"cpu": {"shares": -5}}),
+        &["linux.resources.cpu.shares"],
+    );
+    assert_refused(
+        json!({"devices": [{"allow": true, "type": "z", "access": "rwm"}]}),
+        &["linux.resources.devices[0].type"],
+    );
+    assert_refused(json!({"cpu": {"cpus": "x"}}), &["linux.resources.cpu.cpus"]);
 }
 
 #[test]

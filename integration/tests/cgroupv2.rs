@@ -220,6 +220,9 @@ fn cgroup_v2_events_stats_in_a_vm() {
         "ok   - stream printed samples = yes",
         "ok   - stopped: events --stats exit code = 1",
         "ok   - stopped: error = rsrun: container with id v2stats is not running",
+        "ok   - oom: create exit code = 0",
+        "ok   - oom event = {\"type\":\"oom\",\"id\":\"v2oom\"}",
+        "ok   - oom_kill in memory.events = 1",
         "ok   - leftover cgroups = ",
         "stats_v2: 0 failure(s)",
     ];

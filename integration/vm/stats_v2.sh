@@ -107,6 +107,29 @@ check "stopped: error" "rsrun: container with id v2stats is not running" "$err"
 
 $R delete -f v2stats
 check "delete -f exit code" 0 "$?"
+
+# ---- an OOM kill (a child outgrowing memory.max; init lives on) is streamed
+# as {"type":"oom"} (memory.events oom_kill, through inotify)
+HOG="\"sh\", \"-c\", \"sleep 1; dd if=/dev/zero of=/dev/null bs=256M count=1; exec sleep 1000\""
+sed -e 's/"terminal": true/"terminal": false/' \
+    -e "/\"args\": \[/,/\]/ s|\"sh\"|$HOG|" \
+    -e 's|"linux": {|"linux": { "cgroupsPath": "/rstest/v2oom",|' \
+    -e "s/\"resources\": {/\"resources\": { \"memory\": { \"limit\": 33554432, \"swap\": 33554432 },/" \
+    spec.json >config.json
+$R create v2oom >/tmp/v2oom.log 2>&1
+check "oom: create exit code" 0 "$?"
+$R events --interval 60s v2oom >/tmp/v2oom.out 2>&1 &
+epid=$!
+$R start v2oom
+i=0
+while ! grep -q '"oom"' /tmp/v2oom.out && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+check "oom event" '{"type":"oom","id":"v2oom"}' "$(grep '"oom"' /tmp/v2oom.out)"
+check "oom_kill in memory.events" 1 "$(sed -n 's/^oom_kill //p' $CG/rstest/v2oom/memory.events)"
+$R kill v2oom KILL
+i=0
+while kill -0 $epid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+kill -0 $epid 2>/dev/null && { fail "oom: events still running after the container stopped"; kill $epid; }
+$R delete -f v2oom
 check "leftover cgroups" "" "$(find $CG -mindepth 1 -type d)"
 
 echo "stats_v2: $fails failure(s)"
