@@ -30,7 +30,13 @@ pub fn open(root: &Root, id: &str) -> Result<(State, Lock)> {
     if !dir.is_dir() {
         return Err(Error::NotFound(id.to_string()));
     }
-    let lock = Lock::take(&dir)?;
+    let lock = match Lock::take(&dir) {
+        Ok(l) => l,
+        // A concurrent delete removed the directory between the check and
+        // the lock: the container is gone, say so (not "open .lock: ENOENT").
+        Err(_) if !dir.is_dir() => return Err(Error::NotFound(id.to_string())),
+        Err(e) => return Err(e),
+    };
     let state = State::load(root, id)?;
     Ok((state, lock))
 }
