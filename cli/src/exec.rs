@@ -155,6 +155,18 @@ pub fn parse_user(s: &str) -> Result<(u32, Option<u32>)> {
     }
 }
 
+impl ExecArgs {
+    /// The container's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The capabilities `--cap` adds.
+    pub fn caps(&self) -> &[String] {
+        &self.cap
+    }
+}
+
 /// `--cap` adds to bounding, effective and permitted (never inheritable:
 /// CVE-2022-29162).
 fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {

@@ -7,6 +7,7 @@ mod events;
 mod exec;
 mod foreground;
 mod logging;
+mod sealed;
 mod spec_template;
 mod table;
 mod update;
@@ -169,6 +170,21 @@ fn main() {
     } else {
         1
     };
+    // CVE-2019-5736 where non-dumpable is not enough (see sealed.rs).
+    let sealed = match &cli.command {
+        Command::Create { flags, .. } | Command::Run { flags, .. } => {
+            sealed::reexec_if_exposed(sealed::bundle_spec(&flags.bundle), &[])
+        }
+        Command::Exec(args) => {
+            let root = runtime_core::state::Root::new(&cli.root);
+            sealed::reexec_if_exposed(sealed::container_spec(&root, args.id()), args.caps())
+        }
+        _ => Ok(()),
+    };
+    if let Err(e) = sealed {
+        logging::fatal(&e);
+        std::process::exit(fail);
+    }
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

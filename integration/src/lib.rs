@@ -120,7 +120,8 @@ impl Runtime {
         Runtime::with_bin(PathBuf::from("runc"))
     }
 
-    fn with_bin(bin: PathBuf) -> Runtime {
+    /// A runtime binary at `bin` with a fresh state root.
+    pub fn with_bin(bin: PathBuf) -> Runtime {
         let root = Path::new(STATE_PARENT).join(unique("root"));
         std::fs::create_dir_all(&root).unwrap();
         Runtime { bin, root }

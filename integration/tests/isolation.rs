@@ -478,3 +478,69 @@ fn host_binary_not_reachable_through_proc_exe() {
     assert!(out.ok().contains("-> /bin/busybox"), "{}", out.stdout);
     assert!(before == snapshot(&mut file), "host rsrun binary changed");
 }
+
+/// CVE-2019-5736 where non-dumpable is not enough: the container keeps
+/// CAP_SYS_PTRACE (no user namespace). One of its processes grabs
+/// /proc/1/exe while pid 1 is still rsrun's init, and after `start` (init
+/// has exec'd, no rsrun runs any more) reopens it for writing. rsrun ran
+/// from a sealed memfd copy, so the link is that copy and the write fails.
+/// Run against a copy of rsrun: a failure must not damage the one the
+/// other tests use.
+#[test]
+fn ptrace_capable_container_cannot_overwrite_the_host_binary() {
+    require_root();
+    let dir = std::env::temp_dir().join(unique("rstest-sealed"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("rsrun");
+    std::fs::copy(rsrun_bin(), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let rt = Runtime::with_bin(copy.clone());
+    let mut b = Bundle::new();
+    for set in ["bounding", "effective", "permitted"] {
+        let caps = &mut b.config["process"]["capabilities"][set];
+        caps.as_array_mut().unwrap().push("CAP_SYS_PTRACE".into());
+    }
+    // The root is read-only in the default spec: /tmp on a tmpfs.
+    let tmp = serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"});
+    b.config["mounts"].as_array_mut().unwrap().push(tmp);
+    b.sh("sleep 60").save();
+    let id = unique("sealed");
+    create_logged(&rt, &b, &id);
+    let pid = rt.state(&id)["pid"].as_i64().unwrap();
+    // Its stdio off our pipes: `run` waits for their EOF.
+    let attacker = "exec </dev/null >/dev/null 2>&1; exec 3</proc/1/exe; \
+                    readlink /proc/1/exe > /tmp/link; \
+                    while [ ! -e /tmp/go ]; do sleep 0.05; done; \
+                    (echo x >> /proc/self/fd/3) && echo WROTE > /tmp/res || echo DENIED > /tmp/res; \
+                    sleep 30";
+    let r = rt.run(&["exec", "-d", &id, "sh", "-c", attacker]);
+    let in_root = |f: &str| format!("/proc/{pid}/root/tmp/{f}");
+    let ten = std::time::Duration::from_secs(10);
+    let grabbed = wait_until(ten, || std::path::Path::new(&in_root("link")).exists());
+    rt.run(&["start", &id]).ok();
+    let _ = std::fs::write(in_root("go"), "");
+    let mut res = String::new();
+    wait_until(ten, || {
+        res = std::fs::read_to_string(in_root("res")).unwrap_or_default();
+        !res.is_empty()
+    });
+    let link = std::fs::read_to_string(in_root("link")).unwrap_or_default();
+    rt.run(&["delete", "-f", &id]).ok();
+    // The runtime's own cleanup still needs the copy.
+    drop(rt);
+    let after = std::fs::read(&copy).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(grabbed, "the attacker never got /proc/1/exe");
+    let link = link.trim();
+    assert!(
+        link.starts_with("/memfd:rsrun"),
+        "init ran the host binary: {link}"
+    );
+    assert_eq!(
+        res.trim(),
+        "DENIED",
+        "the attacker wrote through /proc/1/exe"
+    );
+    assert!(before == after, "the rsrun binary changed");
+}
