@@ -258,6 +258,19 @@ impl Ctrd {
         );
     }
 
+    /// Starts `ctr events` writing into a file of the containerd dir;
+    /// returns the child (kill it by pid when done) and the file.
+    pub fn record_events(&self) -> (std::process::Child, PathBuf) {
+        let path = self.dir.join("events.txt");
+        let child = self
+            .cmd(&["events"])
+            .stdout(std::fs::File::create(&path).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ctr events");
+        (child, path)
+    }
+
     /// Kills task `id` with SIGKILL, waits for STOPPED, removes task and
     /// container.
     pub fn kill_and_remove(&self, id: &str) {

@@ -17,7 +17,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use integration::*;
 
@@ -161,13 +160,7 @@ fn ctr_runs_io_containerd_rs_v2_by_name() {
     let exe = std::fs::read_link(format!("/proc/{}/exe", shims[0])).unwrap();
     assert_eq!(exe, shim);
     ctrd.ctr(&["task", "kill", "-s", "KILL", "bg"]).ok();
-    let stopped = wait_until(Duration::from_secs(10), || {
-        ctrd.ctr(&["task", "ls"])
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("bg ") && l.contains("STOPPED"))
-    });
-    assert!(stopped, "{:?}", ctrd.ctr(&["task", "ls"]));
+    ctrd.wait_status("bg", "STOPPED");
     ctrd.ctr(&["task", "rm", "bg"]).ok();
     ctrd.ctr(&["container", "rm", "bg"]).ok();
     ctrd.assert_gone("bg");

@@ -112,13 +112,7 @@ fn rs_shim_detached_ps_kill_and_remove() {
     assert_ne!(ctrd.ctr(&["task", "rm", "bg"]).code, 0);
 
     ctrd.ctr(&["task", "kill", "-s", "KILL", "bg"]).ok();
-    let stopped = wait_until(Duration::from_secs(10), || {
-        ctrd.ctr(&["task", "ls"])
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("bg ") && l.contains("STOPPED"))
-    });
-    assert!(stopped, "{:?}", ctrd.ctr(&["task", "ls"]));
+    ctrd.wait_status("bg", "STOPPED");
     // Signalling a finished process: NotFound from the server.
     let again = ctrd.ctr(&["task", "kill", "-s", "KILL", "bg"]);
     assert!(again.stderr.contains("not found"), "{again:?}");
@@ -370,13 +364,7 @@ fn rs_shim_kills_leftovers_without_pid_namespace() {
         &["sh", "-c", "sleep 1000 & echo $! > /out/pid; exit 0"],
     );
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());
-    let stopped = wait_until(Duration::from_secs(10), || {
-        ctrd.ctr(&["task", "ls"])
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("hostpid ") && l.contains("STOPPED"))
-    });
-    assert!(stopped, "{:?}", ctrd.ctr(&["task", "ls"]));
+    ctrd.wait_status("hostpid", "STOPPED");
     let pid: i32 = std::fs::read_to_string(out.path().join("pid"))
         .unwrap()
         .trim()

@@ -4,7 +4,6 @@
 //! subscribers see /tasks/paused and /tasks/resumed, wrong states are
 //! refused, and a paused task can be killed and removed leaving nothing.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use integration::counter::{self, assert_advances, raw_counter, read_counter};
@@ -16,13 +15,7 @@ const T: Duration = Duration::from_secs(10);
 fn ctr_pause_and_resume_a_task() {
     let ctrd = Ctrd::start("rstest-shimf");
     let b = Bundle::new();
-    let events_path = ctrd.dir.join("events.txt");
-    let mut events = ctrd
-        .cmd(&["events"])
-        .stdout(std::fs::File::create(&events_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut events, events_path) = ctrd.record_events();
     let id = "counter";
     let r = ctrd.run(&["-d"], &b.rootfs(), id, &["sh", "-c", counter::SCRIPT]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());

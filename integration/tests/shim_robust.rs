@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use integration::*;
@@ -157,13 +156,7 @@ fn killed_shim_is_cleaned_up_by_delete() {
     let ctrd = start();
     let b = Bundle::new();
     let image = ctrd.import_image(&b.rootfs());
-    let events_path = ctrd.dir.join("events.txt");
-    let mut events = ctrd
-        .cmd(&["events"])
-        .stdout(std::fs::File::create(&events_path).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut events, events_path) = ctrd.record_events();
     let id = "victim";
     let r = ctrd.run_image(&["-d"], &image, id, &["sleep", "600"]);
     assert_eq!(r.code, 0, "{r:?}\n{}", ctrd.log());

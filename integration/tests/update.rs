@@ -252,6 +252,9 @@ fn update_memory_below_usage_is_refused_and_explained() {
     assert_eq!(saved(&rt, &id)["memory"]["limit"], 268435456);
 }
 
+/// Forks ten background sleeps, then says "done".
+const FORK_LOOP: &str = "for i in $(seq 10); do sleep 600 >/dev/null 2>&1 & done; echo done";
+
 #[test]
 fn lowered_pids_limit_stops_a_fork_loop() {
     let (rt, mut b) = (Runtime::rsrun(), Bundle::new());
@@ -259,13 +262,7 @@ fn lowered_pids_limit_stops_a_fork_loop() {
     rt.run(&["update", "--pids-limit", "5", &id]).ok();
     // init + this shell + 3 sleeps = 5: the 4th sleep cannot be forked,
     // and busybox sh gives up (exit 2).
-    let r = rt.run(&[
-        "exec",
-        &id,
-        "sh",
-        "-c",
-        "for i in $(seq 10); do sleep 600 >/dev/null 2>&1 & done; echo done",
-    ]);
+    let r = rt.run(&["exec", &id, "sh", "-c", FORK_LOOP]);
     assert!(r.stderr.contains("can't fork"), "{r:?}");
     assert_eq!((r.code, r.stdout.as_str()), (2, ""), "{r:?}");
     let procs = cg(&b, "pids", "cgroup.procs");
@@ -273,13 +270,7 @@ fn lowered_pids_limit_stops_a_fork_loop() {
     assert_ne!(cg(&b, "pids", "pids.events"), "max 0", "the limit was hit");
     // Raising it lets the same loop run to the end.
     rt.run(&["update", "--pids-limit", "50", &id]).ok();
-    let r = rt.run(&[
-        "exec",
-        &id,
-        "sh",
-        "-c",
-        "for i in $(seq 10); do sleep 600 >/dev/null 2>&1 & done; echo done",
-    ]);
+    let r = rt.run(&["exec", &id, "sh", "-c", FORK_LOOP]);
     assert_eq!((r.stdout.trim(), r.stderr.as_str()), ("done", ""), "{r:?}");
     assert_eq!(cg(&b, "pids", "cgroup.procs").lines().count(), 14);
 }

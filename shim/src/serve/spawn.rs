@@ -26,8 +26,28 @@ struct Prepared {
     logger: Option<super::logger::Logger>,
 }
 
+/// A process's stdio as containerd named it (copied out of the tables, so
+/// no lock is held while a logger starts).
+struct IoUris {
+    stdin: String,
+    stdout: String,
+    stderr: String,
+    terminal: bool,
+}
+
+impl IoUris {
+    fn of(p: &Proc) -> IoUris {
+        IoUris {
+            stdin: p.stdin.clone(),
+            stdout: p.stdout.clone(),
+            stderr: p.stderr.clone(),
+            terminal: p.terminal,
+        }
+    }
+}
+
 impl Service {
-    async fn prepare(&self, p: &Proc, id: &str) -> RpcResult<Prepared> {
+    async fn prepare(&self, p: &IoUris, id: &str) -> RpcResult<Prepared> {
         if p.terminal {
             return Ok(Prepared {
                 stdio: None,
@@ -81,7 +101,7 @@ impl Service {
             req.terminal,
         );
         let bundle = PathBuf::from(&req.bundle);
-        let mut prepared = self.prepare(&init, &req.id).await?;
+        let mut prepared = self.prepare(&IoUris::of(&init), &req.id).await?;
         // Preparing may have waited for a logger: check again.
         if let Some(e) = exists() {
             return Err(e);
@@ -245,7 +265,7 @@ impl Service {
         exec_id: &str,
     ) -> RpcResult<api::StartResponse> {
         let (process, mut prepared) = {
-            let (process, template) = {
+            let (process, uris) = {
                 let t = self.tables();
                 let c = container_of(&t, id)?;
                 if c.init.exited().is_some() || c.held_init_exit.is_some() {
@@ -263,15 +283,9 @@ impl Service {
                     .spec
                     .clone()
                     .ok_or_else(|| RpcError::Internal("exec without a process spec".into()))?;
-                let template = Proc::new(
-                    p.stdin.clone(),
-                    p.stdout.clone(),
-                    p.stderr.clone(),
-                    p.terminal,
-                );
-                (spec, template)
+                (spec, IoUris::of(p))
             };
-            (process, self.prepare(&template, exec_id).await?)
+            (process, self.prepare(&uris, exec_id).await?)
         };
         let (ours, theirs) = prepared.console_socket.take().unzip();
         assert_single_thread();
