@@ -62,10 +62,21 @@ pub fn fork(flags: &Flags, plan: &Plan, listener: &UnixListener) -> Result<i32> 
         }
     }
     let sched_core = std::env::var_os("SCHED_CORE").is_some_and(|v| !v.is_empty());
+    // The child's setup closes `done_w` (with every fd above 3): `start`
+    // answers containerd only once the server has its process group and
+    // its fds, never while it still holds containerd's stdout.
+    let (done_r, done_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| io("pipe for the shim server", e.into()))?;
     // SAFETY: `start` is single-threaded (no runtime, no helper threads),
     // so the child is a complete copy and may run ordinary code.
     match unsafe { sys_fork() } {
-        Ok(ForkResult::Parent { child }) => Ok(child.as_raw()),
+        Ok(ForkResult::Parent { child }) => {
+            drop(done_w);
+            let mut byte = [0u8; 1];
+            // EOF once the child's setup is done (or it died trying).
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&done_r, &mut byte) {}
+            Ok(child.as_raw())
+        }
         Ok(ForkResult::Child) => {
             let code = match become_server(devnull.as_raw_fd(), listener.as_raw_fd(), sched_core) {
                 Ok(()) => {
@@ -92,6 +103,12 @@ fn become_server(devnull: RawFd, listener: RawFd, sched_core: bool) -> std::io::
             Ok(())
         }
     };
+    // SAFETY: setpgid(0, 0) on ourselves.
+    check(unsafe { libc::setpgid(0, 0) })?;
+    if sched_core {
+        // SAFETY: prctl with integer arguments only.
+        check(unsafe { libc::prctl(PR_SCHED_CORE, PR_SCHED_CORE_CREATE, 0, PIDTYPE_TGID, 0) })?;
+    }
     for target in 0..=2 {
         // SAFETY: dup2 between descriptors this process owns.
         check(unsafe { libc::dup2(devnull, target) })?;
@@ -103,8 +120,9 @@ fn become_server(devnull: RawFd, listener: RawFd, sched_core: bool) -> std::io::
     // SAFETY: fcntl on the fd just placed.
     check(unsafe { libc::fcntl(LISTENER_FD, libc::F_SETFD, libc::FD_CLOEXEC) })?;
     // Everything else `start` had open (its own copies of the listener and
-    // /dev/null included). The objects owning them are never dropped: this
-    // process exits from `fork` without returning.
+    // /dev/null, and the pipe `start` waits on, included). The objects
+    // owning them are never dropped: this process exits from `fork`
+    // without returning.
     // SAFETY: close_range with integer arguments only.
     let closed =
         unsafe { libc::syscall(libc::SYS_close_range, LISTENER_FD + 1, libc::c_uint::MAX, 0) };
@@ -114,12 +132,6 @@ fn become_server(devnull: RawFd, listener: RawFd, sched_core: bool) -> std::io::
             // SAFETY: closing a number that may or may not be open.
             unsafe { libc::close(fd) };
         }
-    }
-    // SAFETY: setpgid(0, 0) on ourselves.
-    check(unsafe { libc::setpgid(0, 0) })?;
-    if sched_core {
-        // SAFETY: prctl with integer arguments only.
-        check(unsafe { libc::prctl(PR_SCHED_CORE, PR_SCHED_CORE_CREATE, 0, PIDTYPE_TGID, 0) })?;
     }
     Ok(())
 }
